@@ -1,0 +1,27 @@
+"""bandits_jax: JAX-accelerated contextual bandits with Bayesian-neural-network arms.
+
+Public API: :class:`~bandits_jax.cmab.CmabBernoulli`, :class:`~bandits_jax.smab.SmabBernoulli`,
+the strategies in :mod:`bandits_jax.strategy`, and the functional core in :mod:`bandits_jax.core`.
+Importing the package changes no global JAX setting.
+"""
+
+from bandits_jax import core, strategy
+from bandits_jax.cmab import ActionView, CmabBernoulli, SviDivergenceWarning
+from bandits_jax.config import CmabConfig
+from bandits_jax.smab import SmabBernoulli
+from bandits_jax.strategy import BestActionIdentificationBandit, ClassicBandit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActionView",
+    "BestActionIdentificationBandit",
+    "ClassicBandit",
+    "CmabBernoulli",
+    "CmabConfig",
+    "SmabBernoulli",
+    "SviDivergenceWarning",
+    "core",
+    "strategy",
+    "__version__",
+]

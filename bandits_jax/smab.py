@@ -1,0 +1,161 @@
+"""Context-free Bernoulli bandit: Beta-Bernoulli Thompson sampling (PyBandits' ``SmabBernoulli``).
+
+The functional core (:func:`init`, :func:`predict`, :func:`update`) works on a :class:`SmabState`
+with a leading action axis; :class:`SmabBernoulli` is the object API on top.
+
+Examples:
+    >>> from bandits_jax.smab import SmabBernoulli
+    >>> mab = SmabBernoulli.cold_start(action_ids={"a", "b"}, random_seed=0)
+    >>> actions, probs = mab.predict(n_samples=3)
+    >>> mab.update(actions=["a", "b", "a"], rewards=[1, 0, 1])
+    >>> mab.actions["a"].n_successes, mab.actions["a"].n_failures
+    (3, 1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from bandits_jax import _validation as val
+from bandits_jax.strategy import ClassicBandit, Strategy
+
+__all__ = ["SmabBernoulli", "SmabState", "init", "predict", "update"]
+
+
+class SmabState(NamedTuple):
+    """Beta posterior of each action: ``Beta(n_successes, n_failures)``, both counted from 1."""
+
+    n_successes: Int[Array, " n_actions"]
+    n_failures: Int[Array, " n_actions"]
+
+
+def init(n_actions: int) -> SmabState:
+    ones = jnp.ones((n_actions,), jnp.int32)
+    return SmabState(ones, ones)
+
+
+def _predict(state: SmabState, key: PRNGKeyArray, strategy: Strategy, n: int):
+    draw_key, strategy_key = jax.random.split(key)
+    a = state.n_successes.astype(jnp.float32)
+    b = state.n_failures.astype(jnp.float32)
+    probs = jax.random.beta(draw_key, a, b, (n, a.shape[0]))
+    return strategy(probs, strategy_key), probs
+
+
+predict = jax.jit(_predict, static_argnums=3)
+predict.__doc__ = """Thompson sampling: ``predict(state, key, strategy, n)`` draws ``n`` rows of one
+Beta sample per action and lets the strategy pick per row. Returns ``(actions, probs)``."""
+
+
+@jax.jit
+def update(
+    state: SmabState, actions: Int[Array, " n"], rewards: Int[Array, " n"], mask: Array | None = None
+) -> SmabState:
+    """Add each action's successes and failures (``mask`` drops padded rows)."""
+    w = jnp.ones_like(rewards) if mask is None else mask.astype(rewards.dtype)
+    k = state.n_successes.shape[0]
+    succ = jnp.zeros((k,), jnp.int32).at[actions].add((rewards * w).astype(jnp.int32))
+    total = jnp.zeros((k,), jnp.int32).at[actions].add(w.astype(jnp.int32))
+    return SmabState(state.n_successes + succ, state.n_failures + total - succ)
+
+
+@dataclasses.dataclass(frozen=True)
+class SmabActionView:
+    action_id: Any
+    n_successes: int
+    n_failures: int
+
+
+class _Actions(Mapping):
+    def __init__(self, ids: tuple, state: SmabState):
+        self._ids, self._index = ids, {a: i for i, a in enumerate(ids)}
+        self._s, self._f = np.asarray(state.n_successes), np.asarray(state.n_failures)
+
+    def __getitem__(self, aid) -> SmabActionView:
+        i = self._index[aid]
+        return SmabActionView(aid, int(self._s[i]), int(self._f[i]))
+
+    def __iter__(self) -> Iterator:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+class SmabBernoulli:
+    """Stochastic (context-free) Bernoulli bandit with Beta-Bernoulli Thompson sampling."""
+
+    def __init__(self, *, action_ids, state: SmabState, strategy: Strategy, key: jax.Array):
+        self._action_ids = tuple(action_ids)
+        self._index = {a: i for i, a in enumerate(self._action_ids)}
+        self._state = state
+        self._strategy = strategy
+        self._key = key
+
+    @classmethod
+    def cold_start(
+        cls, action_ids, strategy: Strategy = ClassicBandit(), random_seed: int | None = None
+    ) -> SmabBernoulli:
+        """Every action starts at ``Beta(1, 1)``; ``random_seed=None`` draws the seed from NumPy's
+        global generator."""
+        ids = val.action_ids_tuple(action_ids)
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
+        return cls(
+            action_ids=ids,
+            state=init(len(ids)),
+            strategy=strategy,
+            key=jax.random.key(val.random_seed(random_seed)),
+        )
+
+    @property
+    def action_ids(self) -> tuple:
+        return self._action_ids
+
+    @property
+    def actions(self) -> Mapping[Any, SmabActionView]:
+        return _Actions(self._action_ids, self._state)
+
+    @property
+    def state(self) -> SmabState:
+        return self._state
+
+    @property
+    def strategy(self) -> Strategy:
+        return self._strategy
+
+    def __repr__(self) -> str:
+        return f"SmabBernoulli(actions={list(self._action_ids)!r}, strategy={self._strategy!r})"
+
+    def predict_arrays(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Chosen action indices ``(n_samples,)`` and sampled probabilities ``(n_samples, n_actions)``."""
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
+            raise TypeError(f"n_samples must be a positive int, got {n_samples!r}")
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+        new_key, sub = jax.random.split(self._key)
+        chosen, probs = predict(self._state, sub, self._strategy, val.bucket(n_samples))
+        self._key = new_key
+        return np.asarray(chosen)[:n_samples], np.asarray(probs)[:n_samples]
+
+    def predict(self, n_samples: int = 1) -> tuple[list, list[dict]]:
+        """PyBandits' form: the chosen action ids and per sample ``{action_id: prob}``."""
+        chosen, probs = self.predict_arrays(n_samples)
+        ids = self._action_ids
+        return [ids[i] for i in chosen.tolist()], [dict(zip(ids, row)) for row in probs.tolist()]
+
+    def update(self, actions, rewards) -> None:
+        """Add the batch's successes and failures to each action's Beta posterior."""
+        idx = val.as_action_indices(actions, self._index)
+        rew = val.as_rewards(rewards)
+        n = val.check_lengths(actions=idx, rewards=rew)
+        size = val.bucket(n)
+        mask = np.arange(size) < n
+        self._state = update(self._state, np.pad(idx, (0, size - n)), np.pad(rew, (0, size - n)), mask)

@@ -97,16 +97,16 @@ def init_mlp(
     return MLP(layers, activation, use_residual_connections)
 
 
-def sample_logit(
-    loc: MLP, scale: MLP, x: Float[Array, " n_features"], *, key: PRNGKeyArray
-) -> Float[Array, ""]:
-    """One Thompson draw of the logit of ``x`` under the mean-field Normal posterior.
+def sample_logits(
+    loc: MLP, scale: MLP, x: Float[Array, "n_rows n_features"], *, key: PRNGKeyArray
+) -> Float[Array, " n_rows"]:
+    """One independent Thompson draw of the logit of every row under the mean-field posterior.
 
     Local reparameterisation: given a layer's input ``h``, its pre-activations under an independent
     weight draw are exactly Normal with mean ``h @ loc`` and variance ``(h*h) @ scale**2``
     (independent across output units). Sampling layer by layer is therefore an exact draw from the
-    posterior predictive of one row, at the cost of two matmuls per layer instead of a weight
-    sample of every parameter.
+    posterior predictive of each row, independently per row, at the cost of two matmuls per layer
+    instead of a sample of every weight per row.
     """
     keys = jax.random.split(key, len(loc.layers))
     h = x
@@ -114,8 +114,15 @@ def sample_logit(
         mean = h @ mu.weight + mu.bias
         var = (h * h) @ jnp.square(sd.weight) + jnp.square(sd.bias)
         z = mean + jnp.sqrt(var) * jax.random.normal(keys[i], mean.shape, mean.dtype)
-        h = z if i == len(loc.layers) - 1 else loc._hidden(h, z)
-    return h[0]
+        h = z if i == len(loc.layers) - 1 else jax.vmap(loc._hidden)(h, z)
+    return h[:, 0]
+
+
+def sample_logit(
+    loc: MLP, scale: MLP, x: Float[Array, " n_features"], *, key: PRNGKeyArray
+) -> Float[Array, ""]:
+    """:func:`sample_logits` for one row."""
+    return sample_logits(loc, scale, x[None], key=key)[0]
 
 
 def n_params(net: MLP) -> int:

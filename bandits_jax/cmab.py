@@ -222,12 +222,12 @@ class CmabBernoulli:
         """Thompson sampling as NumPy arrays: chosen action *indices* into :attr:`action_ids`,
         sampled probabilities and logits, each ``(n_rows, n_actions)``.
 
-        Rows are padded to a power-of-two bucket, so a new batch size in a seen bucket does not
-        recompile.
+        Rows are padded to a bucket (4 significant bits: under 12.5% padding), so a new batch
+        size in a seen bucket does not recompile.
         """
         ctx = val.as_context(context, self.input_dim)
         n = ctx.shape[0]
-        padded = np.zeros((val.bucket(n), ctx.shape[1]), np.float32)
+        padded = np.zeros((val.fine_bucket(n), ctx.shape[1]), np.float32)
         padded[:n] = ctx
         new_key, sub = self._next_key()
         out = core.predict(self._state, padded, sub, self._strategy)

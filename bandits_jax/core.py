@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from bandits_jax.bnn import MLP, init_mlp, sample_logit
+from bandits_jax.bnn import MLP, init_mlp, sample_logits
 from bandits_jax.config import CmabConfig
 from bandits_jax.inference import fit
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -99,11 +99,10 @@ def predict(
     pass per row and action (local reparameterisation), memory ``O(rows x actions x width)``.
     """
     draw_key, strategy_key = jax.random.split(key)
-    n_rows, n_actions = context.shape[0], state.n_actions
+    n_actions = state.n_actions
     context = context.astype(jax.tree.leaves(state.loc)[0].dtype)
-    keys = jax.random.split(draw_key, (n_actions, n_rows))
-    per_row = jax.vmap(sample_logit, in_axes=(None, None, 0))
-    logits = jax.vmap(lambda loc, scale, k: per_row(loc, scale, context, key=k))(
+    keys = jax.random.split(draw_key, n_actions)
+    logits = jax.vmap(lambda loc, scale, k: sample_logits(loc, scale, context, key=k))(
         state.loc, state.scale, keys
     ).T
     probs = jax.nn.sigmoid(logits)

@@ -6,6 +6,7 @@ Importing the package changes no global JAX setting.
 """
 
 from bandits_jax import core, strategy
+from bandits_jax.compilation_cache import enable_compilation_cache
 from bandits_jax.cmab import ActionView, CmabBernoulli, SviDivergenceWarning
 from bandits_jax.config import CmabConfig
 from bandits_jax.smab import SmabBernoulli
@@ -22,6 +23,7 @@ __all__ = [
     "SmabBernoulli",
     "SviDivergenceWarning",
     "core",
+    "enable_compilation_cache",
     "strategy",
     "__version__",
 ]

@@ -6,8 +6,8 @@ Importing the package changes no global JAX setting.
 """
 
 from bandits_jax import core, strategy
-from bandits_jax.compilation_cache import enable_compilation_cache
 from bandits_jax.cmab import ActionView, CmabBernoulli, SviDivergenceWarning
+from bandits_jax.compilation_cache import enable_compilation_cache
 from bandits_jax.config import CmabConfig
 from bandits_jax.smab import SmabBernoulli
 from bandits_jax.strategy import BestActionIdentificationBandit, ClassicBandit

@@ -21,7 +21,11 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str:
         >>> import bandits_jax
         >>> folder = bandits_jax.enable_compilation_cache()  # doctest: +SKIP
     """
-    folder = os.fspath(path) if path is not None else os.path.join(os.path.expanduser("~"), ".cache", "bandits_jax", "xla")
+    folder = (
+        os.fspath(path)
+        if path is not None
+        else os.path.join(os.path.expanduser("~"), ".cache", "bandits_jax", "xla")
+    )
     os.makedirs(folder, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

@@ -70,9 +70,7 @@ class CmabConfig:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if not isinstance(self.use_residual_connections, bool):
-            raise TypeError(
-                f"use_residual_connections must be a bool, got {self.use_residual_connections!r}"
-            )
+            raise TypeError(f"use_residual_connections must be a bool, got {self.use_residual_connections!r}")
         if self.dist_type not in DIST_TYPES:
             raise ValueError(f"dist_type must be one of {list(DIST_TYPES)}, got {self.dist_type!r}")
         _check_finite("dist_params_init['mu']", self.mu)

@@ -16,9 +16,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 class Strategy(eqx.Module):
     """Base class of every strategy."""
 
-    def __call__(
-        self, probs: Float[Array, "n_rows n_actions"], key: PRNGKeyArray
-    ) -> Int[Array, " n_rows"]:
+    def __call__(self, probs: Float[Array, "n_rows n_actions"], key: PRNGKeyArray) -> Int[Array, " n_rows"]:
         raise NotImplementedError
 
 

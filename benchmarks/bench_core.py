@@ -89,7 +89,9 @@ def _median_time(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--child-first")
@@ -124,9 +126,13 @@ def main() -> None:
         predict_rows.append((n, arrays, lists))
     memory = _fresh("--child-memory")
 
-    print(f"bandits_jax core benchmark (median of {repeats} warm calls; first call in {fresh} fresh process(es))")
+    print(
+        f"bandits_jax core benchmark (median of {repeats} warm calls; first call in {fresh} fresh process(es))"
+    )
     print()
-    print(f"| {'update workload':<36} | {'first (s)':>9} | {'warm (ms)':>9} | {'PyBandits warm (s)':>18} | {'speed-up':>8} |")
+    print(
+        f"| {'update workload':<36} | {'first (s)':>9} | {'warm (ms)':>9} | {'PyBandits warm (s)':>18} | {'speed-up':>8} |"
+    )
     print(f"|{'-' * 38}|{'-' * 11}|{'-' * 11}|{'-' * 20}|{'-' * 10}|")
     results = {"update": {}, "predict": {}, "memory_mib": memory}
     for name, first, warm in rows:
@@ -135,14 +141,19 @@ def main() -> None:
         print(f"| {name:<36} | {first:>9.2f} | {warm * 1e3:>9.2f} | {ref if ref else '-':>18} | {speed:>8} |")
         results["update"][name] = {"first_s": first, "warm_s": warm}
     print()
-    print(f"| {'predict, 5 actions':<20} | {'arrays (ms)':>11} | {'lists (ms)':>10} | {'vs PyBandits 0.6 s (arrays / lists)':>36} |")
+    print(
+        f"| {'predict, 5 actions':<20} | {'arrays (ms)':>11} | {'lists (ms)':>10} | {'vs PyBandits 0.6 s (arrays / lists)':>36} |"
+    )
     print(f"|{'-' * 22}|{'-' * 13}|{'-' * 12}|{'-' * 38}|")
     for n, arrays, lists in predict_rows:
         ratio = f"{0.6 / arrays:,.0f}x / {0.6 / lists:,.0f}x" if n == 10_000 else "-"
         print(f"| {f'{n:,} rows':<20} | {arrays * 1e3:>11.3f} | {lists * 1e3:>10.3f} | {ratio:>36} |")
         results["predict"][n] = {"arrays_s": arrays, "lists_s": lists}
     print()
-    print("peak RSS (MiB) after 1 / 100 / 1000 tutorial updates: " + " / ".join(f"{v:.0f}" for v in memory.values()))
+    print(
+        "peak RSS (MiB) after 1 / 100 / 1000 tutorial updates: "
+        + " / ".join(f"{v:.0f}" for v in memory.values())
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -113,7 +113,9 @@ def test_no_recompile_within_bucket():
 
 
 def test_studentt_prior_and_strategies_run():
-    mab = make(dist_type="studentt", hidden_dim_list=[4], strategy=BestActionIdentificationBandit(exploit_p=0.7))
+    mab = make(
+        dist_type="studentt", hidden_dim_list=[4], strategy=BestActionIdentificationBandit(exploit_p=0.7)
+    )
     ctx = np.random.default_rng(0).normal(size=(16, 3))
     actions, _, _ = mab.predict(ctx)
     info = mab.update(actions=actions, rewards=[0, 1] * 8, context=ctx)
@@ -144,7 +146,9 @@ BAD_UPDATES = [
 ]
 
 
-@pytest.mark.parametrize("name, change, error", BAD_UPDATES, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD_UPDATES)])
+@pytest.mark.parametrize(
+    "name, change, error", BAD_UPDATES, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD_UPDATES)]
+)
 def test_bad_update_raises_and_changes_nothing(name, change, error):
     mab = make()
     mab.update(actions=["a", "b"], rewards=[1, 0], context=np.ones((2, 3)))
@@ -158,8 +162,13 @@ def test_bad_update_raises_and_changes_nothing(name, change, error):
 
 @pytest.mark.parametrize(
     "context, error",
-    [(np.ones(3), ValueError), (np.ones((2, 4)), ValueError), (np.array([[1.0, np.nan, 0.0]]), ValueError),
-     (np.ones((0, 3)), ValueError), ([[1, 2], [3]], ValueError)],
+    [
+        (np.ones(3), ValueError),
+        (np.ones((2, 4)), ValueError),
+        (np.array([[1.0, np.nan, 0.0]]), ValueError),
+        (np.ones((0, 3)), ValueError),
+        ([[1, 2], [3]], ValueError),
+    ],
 )
 def test_bad_predict_raises_and_changes_nothing(context, error):
     mab = make()

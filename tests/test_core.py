@@ -36,8 +36,18 @@ def test_vmapped_fit_equals_loop_over_actions(config, getkey):
     for i in range(3):
         one = core.action_view(state, i)
         expand = lambda t: jax.tree.map(lambda leaf: leaf[None], t)  # noqa: E731
-        alone = fit(config, expand(one.loc), expand(one.scale), x[i : i + 1], y[i : i + 1], valid[i : i + 1], keys[i : i + 1])
-        for a, b in zip(jax.tree.leaves((together.loc, together.scale)), jax.tree.leaves((alone.loc, alone.scale))):
+        alone = fit(
+            config,
+            expand(one.loc),
+            expand(one.scale),
+            x[i : i + 1],
+            y[i : i + 1],
+            valid[i : i + 1],
+            keys[i : i + 1],
+        )
+        for a, b in zip(
+            jax.tree.leaves((together.loc, together.scale)), jax.tree.leaves((alone.loc, alone.scale))
+        ):
             np.testing.assert_allclose(a[i], b[0], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(together.losses[i], alone.losses[0], rtol=1e-5)
 
@@ -45,7 +55,9 @@ def test_vmapped_fit_equals_loop_over_actions(config, getkey):
 def test_jit_equals_eager(getkey):
     # SGD, not Adam: Adam divides by the gradient's running RMS, which turns rounding-level
     # differences of near-zero gradients into step-size-level ones.
-    config = core.CmabConfig(n_features=3, hidden_dim_list=(4,), num_steps=3, optimizer_type="sgd", step_size=1e-2)
+    config = core.CmabConfig(
+        n_features=3, hidden_dim_list=(4,), num_steps=3, optimizer_type="sgd", step_size=1e-2
+    )
     state, x, y, valid = routed(config, getkey())
     keys = jax.random.split(getkey(), 2)
     jitted = fit(config, state.loc, state.scale, x, y, valid, keys)

@@ -27,7 +27,10 @@ def test_thompson_sampling_matches_beta_posterior():
     def lbeta(a, b):
         return lgamma(a) + lgamma(b) - lgamma(a + b)
 
-    p_y = sum(exp(lbeta(a_x + i, b_x + b_y) - log(b_y + i) - lbeta(1 + i, b_y) - lbeta(a_x, b_x)) for i in range(a_y))
+    p_y = sum(
+        exp(lbeta(a_x + i, b_x + b_y) - log(b_y + i) - lbeta(1 + i, b_y) - lbeta(a_x, b_x))
+        for i in range(a_y)
+    )
     p = 1 - p_y
     n = 20_000
     chosen, _ = mab.predict_arrays(n_samples=n)

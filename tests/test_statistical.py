@@ -1,7 +1,6 @@
 """Statistical checks against independent references (kept few; marked slow)."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
@@ -46,8 +45,12 @@ def test_svi_posterior_matches_nuts_on_logistic_regression():
     config = core.CmabConfig(n_features=3, num_steps=6000, step_size=0.01, num_particles=4)
     new, info = core.update(config, state, x, actions, y, jax.random.key(2))
     assert bool(info.ok.all())
-    loc = np.concatenate([np.asarray(new.loc.layers[0].weight[0, :, 0]), np.asarray(new.loc.layers[0].bias[0])])
-    sd = np.concatenate([np.asarray(new.scale.layers[0].weight[0, :, 0]), np.asarray(new.scale.layers[0].bias[0])])
+    loc = np.concatenate(
+        [np.asarray(new.loc.layers[0].weight[0, :, 0]), np.asarray(new.loc.layers[0].bias[0])]
+    )
+    sd = np.concatenate(
+        [np.asarray(new.scale.layers[0].weight[0, :, 0]), np.asarray(new.scale.layers[0].bias[0])]
+    )
     assert np.all(np.abs(loc - ref_mean) < 0.25 * ref_sd), (loc, ref_mean, ref_sd)
     assert np.all((sd / ref_sd > 0.7) & (sd / ref_sd < 1.3)), (sd, ref_sd)
 

@@ -165,3 +165,26 @@ def test_predict_under_vmap_over_states(getkey):
     assert out.probs.shape == (5, 3, 2)
     single = core.predict(core.init(config, 2), jnp.ones((3, 3)), keys[2])
     np.testing.assert_allclose(out.logits[2], single.logits, rtol=1e-6)
+
+
+def test_optimizer_settings_take_effect(getkey):
+    """Clipping, particles and the optimizer choice all change the fit (they reach the SVI)."""
+    x, a, y = batch(getkey())
+    key = getkey()
+    base = core.CmabConfig(n_features=3, num_steps=5)
+    variants = [
+        base,
+        core.CmabConfig(n_features=3, num_steps=5, gradient_clip_norm=1e-3),
+        core.CmabConfig(n_features=3, num_steps=5, num_particles=3),
+        core.CmabConfig(n_features=3, num_steps=5, optimizer_type="sgd", step_size=1e-4),
+    ]
+    fits = [core.update(cfg, core.init(cfg, 2), x, a, y, key)[0].loc.layers[0].weight for cfg in variants]
+    for other in fits[1:]:
+        assert not np.allclose(fits[0], other)
+    # With SGD the clipped step is at most step_size * clip_norm per action.
+    sgd = core.CmabConfig(
+        n_features=3, num_steps=1, optimizer_type="sgd", step_size=1.0, gradient_clip_norm=0.5
+    )
+    new = core.update(sgd, core.init(sgd, 2), x, a, y, key)[0]
+    moved = jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(new.loc)])
+    assert float(jnp.linalg.norm(moved)) <= 2 * 0.5 + 1e-5  # two actions, each moved at most 0.5

@@ -301,3 +301,54 @@ class CmabBernoulli:
         """``(n_rows, n_actions)`` logits under each action's posterior mean (no sampling)."""
         ctx = val.as_context(context, self.input_dim)
         return np.asarray(core.posterior_mean_logits(self._state, jnp.asarray(ctx, jnp.float32)))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Write the model to ``path``: a versioned JSON header and the exact arrays, no pickle.
+
+        The write is atomic (a temporary file in the same folder, then a rename). Action ids must
+        be str or int. See :mod:`bandits_jax.persistence` for the format.
+
+        Examples:
+            >>> import os, tempfile
+            >>> mab = CmabBernoulli.cold_start(["a", "b"], n_features=2, random_seed=0)
+            >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+            >>> mab.save(path)
+            >>> CmabBernoulli.load(path).action_ids
+            ('a', 'b')
+        """
+        from bandits_jax import persistence  # persistence imports this module
+
+        persistence.save(self, path)
+
+    @classmethod
+    def load(cls, path) -> CmabBernoulli:
+        """The model written by :meth:`save`: parameters, counts, strategy and PRNG key exactly.
+
+        Raises:
+            ValueError (:class:`~bandits_jax.persistence.ModelFormatError`): the file is truncated
+                or corrupt, holds another class, or comes from a newer format version.
+        """
+        from bandits_jax import persistence
+
+        return persistence.load(cls, path)
+
+    def get_state(self) -> tuple[str, str]:
+        """``(class_name, json_string)`` of the whole model, for keeping models in a database."""
+        from bandits_jax import persistence
+
+        return persistence.get_state(self)
+
+    @classmethod
+    def from_state(cls, state) -> CmabBernoulli:
+        """The model from :meth:`get_state`'s JSON string (or its whole tuple); errors as :meth:`load`.
+
+        Examples:
+            >>> mab = CmabBernoulli.cold_start(["a", "b"], n_features=2, random_seed=0)
+            >>> name, text = mab.get_state()
+            >>> name, CmabBernoulli.from_state(text).input_dim
+            ('CmabBernoulli', 2)
+        """
+        from bandits_jax import persistence
+
+        return persistence.from_state(cls, state)

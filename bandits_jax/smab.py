@@ -159,3 +159,37 @@ class SmabBernoulli:
         size = val.bucket(n)
         mask = np.arange(size) < n
         self._state = update(self._state, np.pad(idx, (0, size - n)), np.pad(rew, (0, size - n)), mask)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Write the model to ``path`` atomically, as :meth:`CmabBernoulli.save
+        <bandits_jax.cmab.CmabBernoulli.save>` does."""
+        from bandits_jax import persistence  # persistence imports this module
+
+        persistence.save(self, path)
+
+    @classmethod
+    def load(cls, path) -> SmabBernoulli:
+        """The model written by :meth:`save`; a ValueError for a corrupt, foreign or newer file."""
+        from bandits_jax import persistence
+
+        return persistence.load(cls, path)
+
+    def get_state(self) -> tuple[str, str]:
+        """``(class_name, json_string)`` of the whole model.
+
+        Examples:
+            >>> mab = SmabBernoulli.cold_start(["a", "b"], random_seed=0)
+            >>> SmabBernoulli.from_state(mab.get_state()[1]).action_ids
+            ('a', 'b')
+        """
+        from bandits_jax import persistence
+
+        return persistence.get_state(self)
+
+    @classmethod
+    def from_state(cls, state) -> SmabBernoulli:
+        """The model from :meth:`get_state`'s JSON string (or its whole tuple)."""
+        from bandits_jax import persistence
+
+        return persistence.from_state(cls, state)

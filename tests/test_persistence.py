@@ -1,0 +1,347 @@
+"""Persistence: save/load and get_state/from_state round trips are exact, writes are atomic, and
+damaged, foreign or newer inputs are refused without loading anything."""
+
+import base64
+import io
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bandits_jax import __version__, core, persistence
+from bandits_jax.cmab import CmabBernoulli
+from bandits_jax.persistence import FORMAT_VERSION, ModelFormatError
+from bandits_jax.smab import SmabBernoulli
+from bandits_jax.strategy import BestActionIdentificationBandit, ClassicBandit
+from bandits_jax.transfer import edit_model_on_the_fly
+
+
+def trained_cmab(**kw):
+    kw.setdefault("action_ids", ["a", "b", 3])
+    kw.setdefault("n_features", 3)
+    kw.setdefault("hidden_dim_list", [4])
+    kw.setdefault("update_kwargs", {"num_steps": 5})
+    kw.setdefault("random_seed", 0)
+    mab = CmabBernoulli.cold_start(**kw)
+    ctx = np.random.default_rng(0).normal(size=(12, mab.input_dim))
+    actions, _, _ = mab.predict(ctx)
+    mab.update(actions=actions, rewards=[1, 0, 0] * 4, context=ctx)
+    return mab
+
+
+def assert_same_model(a, b):
+    assert type(a) is type(b)
+    assert a.action_ids == b.action_ids
+    assert [type(x) for x in a.action_ids] == [type(x) for x in b.action_ids]
+    assert a.strategy == b.strategy
+    assert getattr(a, "config", None) == getattr(b, "config", None)
+    assert jax.tree.structure(a.state) == jax.tree.structure(b.state)
+    for x, y in zip(jax.tree.leaves(a.state), jax.tree.leaves(b.state), strict=True):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # bit for bit
+    assert jax.random.key_impl(a._key) == jax.random.key_impl(b._key)
+    np.testing.assert_array_equal(jax.random.key_data(a._key), jax.random.key_data(b._key))
+
+
+def roundtrips(mab, tmp_path):
+    """The model back from a file and from a state string."""
+    path = tmp_path / "model.npz"
+    mab.save(path)
+    name, text = mab.get_state()
+    assert name == type(mab).__name__
+    json.loads(text)  # plain JSON
+    return type(mab).load(path), type(mab).from_state(text)
+
+
+# ---------------------------------------------------------------------------------- exact round trip
+def test_cmab_round_trip_is_exact_and_continues_identically(tmp_path):
+    mab = trained_cmab(strategy=BestActionIdentificationBandit(exploit_p=0.7))
+    ctx = np.random.default_rng(1).normal(size=(9, 3))
+    for copy in roundtrips(mab, tmp_path):
+        assert_same_model(mab, copy)
+        # same key: the same Thompson draws, then the same next update
+        original = trained_cmab(strategy=BestActionIdentificationBandit(exploit_p=0.7))
+        assert_same_model(original, mab)
+        want, got = original.predict_arrays(ctx), copy.predict_arrays(ctx)
+        for x, y in zip(want, got):
+            np.testing.assert_array_equal(x, y)
+        actions = [copy.action_ids[i] for i in got.actions]
+        info_want = original.update(actions=actions, rewards=[1, 0, 1] * 3, context=ctx)
+        info_got = copy.update(actions=actions, rewards=[1, 0, 1] * 3, context=ctx)
+        np.testing.assert_array_equal(info_want.losses, info_got.losses)
+        assert_same_model(original, copy)
+
+
+def test_smab_round_trip_is_exact_and_continues_identically(tmp_path):
+    mab = SmabBernoulli.cold_start(
+        [2, "x", "y"], strategy=BestActionIdentificationBandit(0.25), random_seed=3
+    )
+    mab.update(actions=["x", 2, 2, "y"], rewards=[1, 0, 1, 1])
+    for copy in roundtrips(mab, tmp_path):
+        assert_same_model(mab, copy)
+        twin = SmabBernoulli.from_state(mab.get_state())  # the whole tuple is accepted too
+        np.testing.assert_array_equal(twin.predict_arrays(16)[1], copy.predict_arrays(16)[1])
+
+
+def test_evolved_model_survives_a_restart(tmp_path):
+    """The state that transfer works on round-trips, and transfer works on a reloaded model."""
+    v1 = trained_cmab(action_ids=["a", "b"], hidden_dim_list=None)
+    v1.save(tmp_path / "v1.npz")
+    template = CmabBernoulli.cold_start(["a", "b", "c"], n_features=4, random_seed=1)
+    v2 = edit_model_on_the_fly(CmabBernoulli.load(tmp_path / "v1.npz"), template)
+    assert_same_model(v2, edit_model_on_the_fly(v1, template))
+    v2.save(tmp_path / "v2.npz")
+    assert_same_model(v2, CmabBernoulli.load(tmp_path / "v2.npz"))
+
+
+_configs = st.fixed_dictionaries(
+    {
+        "action_ids": st.lists(
+            st.one_of(st.text(min_size=0, max_size=6), st.integers(-(2**70), 2**70)),
+            min_size=1,
+            max_size=4,
+            unique=True,
+        ),
+        "n_features": st.integers(1, 4),
+        "hidden_dim_list": st.one_of(st.none(), st.lists(st.integers(1, 4), min_size=1, max_size=2)),
+        "activation": st.sampled_from(["tanh", "relu", "sigmoid", "gelu"]),
+        "use_residual_connections": st.booleans(),
+        "dist_type": st.sampled_from(["normal", "studentt"]),
+        "dist_params_init": st.fixed_dictionaries(
+            {
+                "mu": st.floats(-5, 5, allow_nan=False),
+                "sigma": st.floats(1e-3, 100, allow_nan=False),
+                "nu": st.floats(0.5, 50, allow_nan=False),
+            }
+        ),
+        "update_kwargs": st.fixed_dictionaries(
+            {
+                "num_steps": st.integers(1, 500),
+                "batch_size": st.one_of(st.none(), st.integers(1, 64)),
+                "optimizer_kwargs": st.fixed_dictionaries(
+                    {"step_size": st.floats(1e-4, 1.0)}, optional={"b1": st.floats(0.5, 0.99)}
+                ),
+                "gradient_clip_norm": st.one_of(st.none(), st.floats(0.1, 10)),
+            }
+        ),
+        "strategy": st.one_of(
+            st.just(ClassicBandit()),
+            st.floats(0, 1).map(lambda p: BestActionIdentificationBandit(exploit_p=p)),
+        ),
+        "random_seed": st.integers(0, 2**31 - 1),
+    }
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kw=_configs, seed=st.integers(0, 2**16))
+def test_any_configuration_round_trips_exactly(tmp_path, kw, seed):
+    mab = CmabBernoulli.cold_start(**kw)
+    rng = np.random.default_rng(seed)
+    s = mab.state  # random values: every position distinct, as after training
+    state = core.CmabState(
+        jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape), x.dtype), s.loc),
+        jax.tree.map(lambda x: jnp.asarray(rng.uniform(1e-3, 5, size=x.shape), x.dtype), s.scale),
+        jnp.asarray(rng.integers(1, 2**31 - 1, s.n_actions), jnp.int32),
+        jnp.asarray(rng.integers(1, 2**31 - 1, s.n_actions), jnp.int32),
+    )
+    mab = CmabBernoulli(
+        action_ids=mab.action_ids, config=mab.config, state=state, strategy=mab.strategy, key=mab._key
+    )
+    for copy in roundtrips(mab, tmp_path):
+        assert_same_model(mab, copy)
+
+
+# ---------------------------------------------------------------------------------- atomic write
+def _dir_listing(path):
+    return sorted(os.listdir(path))
+
+
+@pytest.mark.parametrize("fail_at", ["fsync", "replace"])
+def test_a_crash_mid_save_leaves_the_old_file_intact(tmp_path, monkeypatch, fail_at):
+    path = tmp_path / "model.npz"
+    old = SmabBernoulli.cold_start(["a", "b"], random_seed=0)
+    old.save(path)
+    content = path.read_bytes()
+    new = SmabBernoulli.cold_start(["a", "b", "c"], random_seed=1)
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(persistence.os, fail_at, crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        new.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == content
+    assert _dir_listing(tmp_path) == ["model.npz"]  # no temporary file left behind
+    assert SmabBernoulli.load(path).action_ids == ("a", "b")
+
+
+def test_save_replaces_the_file_and_keeps_its_mode(tmp_path):
+    path = tmp_path / "model.npz"
+    SmabBernoulli.cold_start(["a"], random_seed=0).save(str(path))
+    os.chmod(path, 0o640)
+    SmabBernoulli.cold_start(["a", "b"], random_seed=0).save(path)
+    assert SmabBernoulli.load(path).action_ids == ("a", "b")
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    assert _dir_listing(tmp_path) == ["model.npz"]
+
+
+def test_file_is_plain_numeric_data_without_pickle(tmp_path):
+    path = tmp_path / "model.npz"
+    trained_cmab().save(path)
+    with np.load(path, allow_pickle=False) as archive:
+        assert all(archive[name].dtype.kind in "biuf" for name in archive.files)
+        header = json.loads(archive["header"].tobytes())
+    assert header["format_version"] == FORMAT_VERSION
+    assert header["library_version"] == __version__
+    assert header["class"] == "CmabBernoulli"
+    assert header["action_ids"] == ["a", "b", 3]
+    assert header["config"]["hidden_dim_list"] == [4]
+    assert header["strategy"] == {"class": "ClassicBandit", "fields": {}}
+    assert len(header["counts"]["n_successes"]) == 3
+
+
+def test_unsaveable_models_are_refused_before_writing(tmp_path):
+    path = tmp_path / "model.npz"
+    with pytest.raises(TypeError, match="action_ids"):
+        SmabBernoulli.cold_start([("tuple", "id"), "b"], random_seed=0).save(path)
+    with pytest.raises(TypeError, match="action_ids"):
+        SmabBernoulli.cold_start([1.5, "b"], random_seed=0).get_state()
+
+    class MyStrategy(ClassicBandit):
+        pass
+
+    with pytest.raises(TypeError, match="strategy"):
+        SmabBernoulli.cold_start(["a"], strategy=MyStrategy(), random_seed=0).save(path)
+    with pytest.raises(TypeError, match="path"):
+        SmabBernoulli.cold_start(["a"], random_seed=0).save(42)
+    assert _dir_listing(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------- bad input
+@pytest.fixture(scope="module")
+def saved_bytes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("saved") / "model.npz"
+    mab = trained_cmab()
+    mab.save(path)
+    return mab, path.read_bytes()
+
+
+def test_truncated_files_are_refused(tmp_path, saved_bytes):
+    mab, data = saved_bytes
+    path = tmp_path / "cut.npz"
+    for cut in [0, 1, 3, 10, 100, len(data) // 2, len(data) - 22, len(data) - 1]:
+        path.write_bytes(data[:cut])
+        with pytest.raises(ModelFormatError, match="cannot load"):  # a ValueError
+            CmabBernoulli.load(path)
+
+
+def test_any_corrupted_byte_is_refused_or_harmless(tmp_path, saved_bytes):
+    """Flipping a byte either raises ValueError or (zip metadata such as timestamps) loads the
+    exact original; never a silently different model."""
+    mab, data = saved_bytes
+    path = tmp_path / "bad.npz"
+    refused = 0
+    for pos in range(0, len(data), max(1, len(data) // 300)):
+        damaged = bytearray(data)
+        damaged[pos] ^= 0x5A
+        path.write_bytes(bytes(damaged))
+        try:
+            copy = CmabBernoulli.load(path)
+        except ValueError as err:
+            assert "cannot load" in str(err)
+            refused += 1
+        else:
+            assert_same_model(mab, copy)
+    assert refused > 0
+
+
+def _rewrite(data: bytes, edit) -> bytes:
+    """The archive with its header edited by ``edit`` (checksum left as it was)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        members = {name: archive[name] for name in archive.files}
+    header = json.loads(members["header"].tobytes())
+    edit(header)
+    members["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    out = io.BytesIO()
+    np.savez(out, **members)
+    return out.getvalue()
+
+
+def test_wrong_class_is_refused(tmp_path, saved_bytes):
+    mab, data = saved_bytes
+    path = tmp_path / "model.npz"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match="holds a 'CmabBernoulli', not a 'SmabBernoulli'"):
+        SmabBernoulli.load(path)
+    with pytest.raises(ValueError, match="SmabBernoulli"):
+        CmabBernoulli.from_state(SmabBernoulli.cold_start(["a"], random_seed=0).get_state()[1])
+    with pytest.raises(ValueError, match="not a CmabBernoulli"):
+        CmabBernoulli.from_state(("SmabBernoulli", mab.get_state()[1]))
+
+
+def test_newer_format_version_is_refused(tmp_path, saved_bytes):
+    mab, data = saved_bytes
+    path = tmp_path / "future.npz"
+
+    def future(header):
+        header["format_version"] = FORMAT_VERSION + 1
+        header["library_version"] = "99.0.0"
+
+    path.write_bytes(_rewrite(data, future))
+    with pytest.raises(ValueError, match=r"newer.*upgrade bandits_jax"):
+        CmabBernoulli.load(path)
+    header = json.loads(mab.get_state()[1])
+    future(header)
+    with pytest.raises(ValueError, match="format_version 2 .*99.0.0"):
+        CmabBernoulli.from_state(json.dumps(header))
+
+
+def test_tampered_header_fails_the_checksum(tmp_path, saved_bytes):
+    _, data = saved_bytes
+    path = tmp_path / "model.npz"
+    path.write_bytes(_rewrite(data, lambda h: h["config"].update(num_steps=7)))
+    with pytest.raises(ValueError, match="checksum"):
+        CmabBernoulli.load(path)
+
+
+def test_pickled_members_are_refused(tmp_path, saved_bytes):
+    _, data = saved_bytes
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        members = {name: archive[name] for name in archive.files}
+    members["arr_0"] = np.array([{"evil": 1}], dtype=object)
+    path = tmp_path / "pickle.npz"
+    np.savez(path, **members)
+    with pytest.raises(ValueError, match="cannot load"):
+        CmabBernoulli.load(path)
+
+
+def test_damaged_state_strings_are_refused(saved_bytes):
+    mab, _ = saved_bytes
+    text = mab.get_state()[1]
+    header = json.loads(text)
+    raw = bytearray(base64.b64decode(header["data"][0]))
+    raw[0] ^= 1
+    header["data"][0] = base64.b64encode(bytes(raw)).decode()
+    for bad in [
+        text[: len(text) // 2],
+        json.dumps(header),
+        text.replace('"counts":{"n_failures":[', '"counts":{"n_failures":[9'),
+    ]:
+        with pytest.raises(ValueError, match="cannot load state"):
+            CmabBernoulli.from_state(bad)
+    with pytest.raises(ValueError, match="not a bandits_jax model"):
+        CmabBernoulli.from_state(json.dumps({"hello": 1}))
+    with pytest.raises(TypeError, match="state"):
+        CmabBernoulli.from_state(42)
+
+
+def test_missing_file_is_an_os_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        CmabBernoulli.load(tmp_path / "nothing.npz")

@@ -1,0 +1,118 @@
+"""The PyBandits comparison's own logic, without PyBandits (or JAX) involved."""
+
+import importlib.util
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_lib.py"
+_spec = importlib.util.spec_from_file_location("compare_lib", _PATH)
+lib = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("compare_lib", lib)
+_spec.loader.exec_module(lib)
+
+
+def test_workloads_cover_the_issue_and_have_unique_metrics():
+    kinds = {w.kind for w in lib.WORKLOADS}
+    assert kinds == {"import", "update", "predict", "transfer", "simulate"}
+    metrics = [m for w in lib.WORKLOADS for m in w.metrics]
+    assert len(metrics) == len(set(metrics))
+    names = [w.name for w in lib.WORKLOADS]
+    assert len(names) == len(set(names))
+    tutorial = lib.workload("tutorial update")
+    assert dict(tutorial.params) == {"rows": 200, "features": 3, "actions": 2, "steps": 200, "hidden": None}
+    big = lib.workload("1000x10x5, 1000 steps, hidden [16]").params
+    assert (big["rows"], big["features"], big["actions"], big["steps"], big["hidden"]) == (
+        1000,
+        10,
+        5,
+        1000,
+        [16],
+    )
+    assert lib.workload("predict x 5 actions").params["rows"] == (1, 100, 10_000)
+    with pytest.raises(KeyError, match="unknown workload"):
+        lib.workload("nope")
+
+
+def test_schedule_alternates_libraries_per_workload():
+    w = lib.workload("import")
+    order = lib.schedule([w], quick=False)
+    assert [lib_ for _, lib_ in order] == ["pybandits", "bandits_jax"] * w.processes
+    quick = lib.schedule(lib.WORKLOADS, quick=True)
+    assert len(quick) == 2 * sum(w.quick_processes for w in lib.WORKLOADS)
+
+
+def test_parse_child_output_takes_the_last_marked_line():
+    out = (
+        "noise\n" + lib.encode_result({"a": 1}) + "\nmore\n" + lib.encode_result({"a": 2}) + "\ntrailing log"
+    )
+    assert lib.parse_child_output(out) == {"a": 2}
+    with pytest.raises(ValueError, match="no @@RESULT line"):
+        lib.parse_child_output("Traceback ...\nBoom")
+    with pytest.raises(ValueError, match="not JSON"):
+        lib.parse_child_output(lib.RESULT_MARKER + "{oops")
+    with pytest.raises(ValueError, match="not a JSON object"):
+        lib.parse_child_output(lib.RESULT_MARKER + "[1, 2]")
+
+
+def test_aggregate_pools_samples_and_keeps_peak_memory_and_failures():
+    runs = [
+        ("pybandits", {"metrics": {"m": [3.0, 5.0]}, "peak_rss_mib": 900.0}),
+        ("bandits_jax", {"metrics": {"m": [0.1]}, "peak_rss_mib": 300.0}),
+        ("pybandits", {"metrics": {"m": [4.0]}, "peak_rss_mib": 950.0}),
+        ("bandits_jax", {"metrics": {"m": [0.3, 0.2]}, "peak_rss_mib": 310.0}),
+        ("pybandits", {"error": "boom", "failed_metrics": ["x"]}),
+    ]
+    agg = lib.aggregate(runs)
+    assert agg["m"]["pybandits"]["median"] == 4.0 and agg["m"]["pybandits"]["n"] == 3
+    assert agg["m"]["bandits_jax"]["median"] == 0.2
+    assert agg["m"]["pybandits"]["peak_rss_mib"] == 950.0
+    assert agg["x"]["pybandits"]["median"] is None and agg["x"]["pybandits"]["error"] == "boom"
+    table = lib.speed_table(agg, order=["m", "x", "absent"])
+    lines = table.splitlines()
+    assert lines[0].startswith("| workload | PyBandits median | bandits_jax median | ratio")
+    assert "| m | 4.00 s (n=3) | 200.00 ms (n=3) | 20x | 950 | 310 |" in lines
+    assert "| x | failed | - | - | - | - |" in lines
+    assert len(lines) == 4
+
+
+def test_ratio_and_formatting():
+    assert lib.ratio(6.0, 0.003) == pytest.approx(2000)
+    assert lib.ratio(None, 1.0) is None and lib.ratio(1.0, 0.0) is None
+    assert (
+        lib.format_ratio(2000.0) == "2,000x"
+        and lib.format_ratio(2.5) == "2.50x"
+        and lib.format_ratio(None) == "-"
+    )
+    assert lib.format_seconds(2.0) == "2.00 s"
+    assert lib.format_seconds(0.0035) == "3.50 ms"
+    assert lib.format_seconds(2e-5) == "20 us"
+
+
+def test_mean_ci_matches_the_t_interval():
+    vals = [1.0, 2.0, 3.0, 4.0, 5.0]
+    mean, half = lib.mean_ci(vals)
+    assert mean == 3.0
+    assert half == pytest.approx(2.776 * statistics.stdev(vals) / math.sqrt(5), rel=1e-6)
+    assert math.isnan(lib.mean_ci([2.0])[1])
+    with pytest.raises(ValueError):
+        lib.mean_ci([])
+    # The large-df expansion joins the table smoothly and tends to the normal quantile.
+    assert lib.t_quantile_975(31) == pytest.approx(2.040, abs=2e-3)
+    assert lib.t_quantile_975(10_000) == pytest.approx(1.960, abs=1e-3)
+
+
+def test_learning_table_rows_columns_and_failures():
+    setup = lib.LearningSetup(seeds=3, rounds=5, batch=50, num_steps=100)
+    regrets = {
+        "logistic": {"uniform random": [60.0, 62.0, 64.0], "PyBandits defaults": "exit code 1: boom"},
+        "digits": {"uniform random": [40.0, 40.0, 40.0], "PyBandits defaults": "not run (--quick)"},
+    }
+    table = lib.learning_table(regrets, setup)
+    assert "after 5 rounds x batch 50 (100 SVI steps" in table
+    assert "| policy | logistic | digits |" in table
+    assert "| PyBandits defaults | failed: exit code 1: boom | not run (--quick) |" in table
+    assert "| uniform random | 62.0 ± 5.0 (n=3) | 40.0 ± 0.0 (n=3) |" in table

@@ -149,7 +149,7 @@ def child_workload(library: str, name: str, quick: bool, cache_dir: str | None) 
 
             bandits_jax.enable_compilation_cache(cache_dir)
         ctx, acts, rewards = _batch(p["rows"], p["features"], p["actions"])
-        mab = _new_model(library, **p)
+        mab = _new_model(library, p["features"], p["actions"], p["steps"], p["hidden"])
         first = _time(lambda: mab.update(actions=acts, rewards=rewards, context=ctx))
         metrics[w.metrics[0]] = [first]
         if len(w.metrics) > 1:

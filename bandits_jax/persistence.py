@@ -78,7 +78,7 @@ def load(cls: type, path: str | os.PathLike):
     target = _as_path(path)
     with open(target, "rb") as f:
         data = f.read()
-    try:
+    with _reading(repr(target)):
         if not data.startswith(_ZIP_MAGIC):
             raise ModelFormatError("not a bandits_jax model file (no .npz archive)")
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
@@ -92,12 +92,6 @@ def load(cls: type, path: str | os.PathLike):
                 raise ModelFormatError(f"the archive holds {sorted(names)}, expected {sorted(expected)}")
             arrays = [archive[f"arr_{i}"] for i in range(len(header["arrays"]))]
         return _decode(cls, header, arrays)
-    except ModelFormatError as err:
-        raise ModelFormatError(f"cannot load {target!r}: {err}") from None
-    except Exception as err:  # whatever a damaged archive raises: zip, npy, JSON, base64 errors
-        raise ModelFormatError(
-            f"cannot load {target!r}: the file is truncated or corrupt ({type(err).__name__}: {err})"
-        ) from err
 
 
 def get_state(model: CmabBernoulli | SmabBernoulli) -> tuple[str, str]:
@@ -117,7 +111,7 @@ def from_state(cls: type, state: str | bytes | tuple[str, str]):
         state = state[1]
     if not isinstance(state, (str, bytes, bytearray)):
         raise TypeError(f"state must be the JSON string from get_state(), got {type(state).__name__}")
-    try:
+    with _reading("state"):
         header = _parse_header(state)
         _check_identity(cls, header)
         data = header.pop("data", None)
@@ -129,11 +123,18 @@ def from_state(cls: type, state: str | bytes | tuple[str, str]):
             dtype = _dtype(spec["dtype"])
             arrays.append(np.frombuffer(raw, dtype).reshape(spec["shape"]).copy())
         return _decode(cls, header, arrays)
+
+
+@contextlib.contextmanager
+def _reading(source: str):
+    """Every failure while reading untrusted data becomes one ModelFormatError naming ``source``."""
+    try:
+        yield
     except ModelFormatError as err:
-        raise ModelFormatError(f"cannot load state: {err}") from None
-    except Exception as err:
+        raise ModelFormatError(f"cannot load {source}: {err}") from None
+    except Exception as err:  # whatever damaged data raises: zip, npy, JSON, base64, shape errors
         raise ModelFormatError(
-            f"cannot load state: it is truncated or corrupt ({type(err).__name__}: {err})"
+            f"cannot load {source}: it is truncated or corrupt ({type(err).__name__}: {err})"
         ) from err
 
 

@@ -1,4 +1,5 @@
-"""Command line: ``bandits-jax demo`` runs a small contextual-bandit experiment end to end."""
+"""Command line: ``bandits-jax demo`` runs a small contextual-bandit experiment end to end;
+``bandits-jax simulate`` runs many simulated experiments at once and saves their regret curves."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 import time
 
 import numpy as np
+
+from bandits_jax import _simulate_cli
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -38,7 +41,9 @@ def _demo(args: argparse.Namespace) -> int:
         mab.update(actions=actions, rewards=rewards.tolist(), context=ctx)
         ms = 1e3 * (time.perf_counter() - start)
         best = np.mean(chosen == p.argmax(axis=1))
-        print(f"{r + 1:>5}  {best:>11.0%}  {rewards.mean():>11.2f}  {p.max(axis=1).mean():>11.2f}  {ms:>9.1f}")
+        print(
+            f"{r + 1:>5}  {best:>11.0%}  {rewards.mean():>11.2f}  {p.max(axis=1).mean():>11.2f}  {ms:>9.1f}"
+        )
     print(f"chance level of choosing the best action: {1 / n_actions:.0%}")
     return 0
 
@@ -64,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--num-steps", type=_positive_int, default=300)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+    _simulate_cli.add_parser(sub)
     return parser
 
 

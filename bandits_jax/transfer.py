@@ -99,16 +99,11 @@ def edit_model_on_the_fly(current_mab: Mab, new_mab: Mab) -> Mab:
         _log_growth(current_mab.config, new_mab.config)
 
     if common:
-        state = jax.tree.map(
-            lambda old, new: _graft(old, new, np.maximum(src, 0), src >= 0),
-            current_mab.state,
-            new_mab.state,
-        )
+        state, key = _merge(current_mab.state, new_mab.state, np.maximum(src, 0), src >= 0, new_mab._key)
     else:  # nothing to carry over; the arrays are immutable, so sharing them is safe
-        state = new_mab.state
+        state, key = new_mab.state, jax.random.fold_in(new_mab._key, _KEY_TAG)
     _log_merge(current_mab.action_ids, new_mab.action_ids, common)
 
-    key = jax.random.fold_in(new_mab._key, _KEY_TAG)
     if kind == "cmab":
         return type(new_mab)(
             action_ids=new_mab.action_ids,
@@ -120,7 +115,16 @@ def edit_model_on_the_fly(current_mab: Mab, new_mab: Mab) -> Mab:
     return type(new_mab)(action_ids=new_mab.action_ids, state=state, strategy=new_mab.strategy, key=key)
 
 
-def _graft(old: jax.Array, new: jax.Array, src: np.ndarray, has_old: np.ndarray) -> jax.Array:
+@jax.jit
+def _merge(old_state, new_state, src, has_old, template_key):
+    """Every leaf grafted in one compiled call (one dispatch instead of several per leaf), and the
+    evolved model's key. ``src`` and ``has_old`` are traced: a new overlap pattern of the same
+    sizes does not recompile."""
+    state = jax.tree.map(lambda old, new: _graft(old, new, src, has_old), old_state, new_state)
+    return state, jax.random.fold_in(template_key, _KEY_TAG)
+
+
+def _graft(old: jax.Array, new: jax.Array, src: jax.Array, has_old: jax.Array) -> jax.Array:
     """One leaf of the merged state: ``new``, except that for each action ``j`` with
     ``has_old[j]`` the leading block of shape ``old.shape[1:]`` is ``old[src[j]]``."""
     block = (slice(None), *(slice(0, n) for n in old.shape[1:]))

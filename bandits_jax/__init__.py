@@ -1,11 +1,12 @@
 """bandits_jax: JAX-accelerated contextual bandits with Bayesian-neural-network arms.
 
 Public API: :class:`~bandits_jax.cmab.CmabBernoulli`, :class:`~bandits_jax.smab.SmabBernoulli`,
-the strategies in :mod:`bandits_jax.strategy`, and the functional core in :mod:`bandits_jax.core`.
+the strategies in :mod:`bandits_jax.strategy`, the functional core in :mod:`bandits_jax.core`, and
+simulated experiments and sweeps in :mod:`bandits_jax.simulation`.
 Importing the package changes no global JAX setting.
 """
 
-from bandits_jax import core, strategy
+from bandits_jax import core, simulation, strategy
 from bandits_jax.cmab import ActionView, CmabBernoulli, SviDivergenceWarning
 from bandits_jax.compilation_cache import enable_compilation_cache
 from bandits_jax.config import CmabConfig
@@ -24,6 +25,7 @@ __all__ = [
     "SviDivergenceWarning",
     "core",
     "enable_compilation_cache",
+    "simulation",
     "strategy",
     "__version__",
 ]

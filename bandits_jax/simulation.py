@@ -431,6 +431,7 @@ def _round(config: CmabConfig, env: Environment, batch_size: int, strategy: Stra
     ).astype(jnp.int32)
     all_rewards = outcomes[rows[None, :], all_actions]
     regret = jnp.sum(best[None, :] - probs[rows[None, :], all_actions], axis=1)
+    regret = regret.astype(sim.total_regret.dtype)  # an environment of another float width
     total = sim.total_regret + regret
     new = SimulationState(cmab_state, smab_state, policy_key, smab_key, sim.env_key, total)
     return new, (all_actions, all_rewards, regret, total, info.ok)
@@ -480,8 +481,9 @@ def simulate(
     Each round draws ``batch_size`` contexts, lets the CMAB choose an action per row with
     :func:`bandits_jax.core.predict`, draws the Bernoulli rewards of the chosen actions and updates
     with :func:`bandits_jax.core.update` (``rows_per_action=batch_size``). The random, oracle and
-    sMAB baselines play the same rows and reward draws. Pure and jitted: usable under ``jax.vmap``,
-    which is what :func:`sweep` does.
+    sMAB baselines play the same rows and reward draws. Pure: the cold start is
+    :func:`init_simulation` and the rounds one jitted :func:`run_rounds` scan, so it works under
+    ``jax.jit`` and ``jax.vmap`` (which is what :func:`sweep` does).
 
     Args:
         config: the CMAB's static configuration; ``config.n_features`` must equal the environment's.

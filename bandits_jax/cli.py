@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from bandits_jax import _simulate_cli
+from bandits_jax._simulate_cli import _positive_int
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -46,16 +47,6 @@ def _demo(args: argparse.Namespace) -> int:
         )
     print(f"chance level of choosing the best action: {1 / n_actions:.0%}")
     return 0
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,11 +5,12 @@ bandits_jax's dependencies) imports it too, and the unit tests run without PyBan
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import math
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 LIBS = ("pybandits", "bandits_jax")
@@ -24,6 +25,12 @@ class Workload:
     ``kind`` selects the child's code (``import``, ``update``, ``predict``, ``transfer``,
     ``simulate``); ``params`` are its sizes; ``metrics`` are the names the child reports (one
     table row each); ``warm_calls`` is how many timed calls follow the first one in a child.
+
+    ``pybandits_reference`` names another workload's metric that stands in for PyBandits in this
+    workload's (single) row, where PyBandits has nothing different to run: PyBandits has no
+    persistent compilation cache, so its fresh-process first call is the reference for ours with
+    the cache. Such a workload runs bandits_jax children only, interleaved with the children of
+    the workload that reports the reference (see :func:`schedule`).
     """
 
     name: str
@@ -34,12 +41,17 @@ class Workload:
     quick_processes: int = 2
     warm_calls: int = 5
     quick_warm_calls: int = 2
+    pybandits_reference: str | None = None
 
     def n_processes(self, quick: bool) -> int:
         return self.quick_processes if quick else self.processes
 
     def n_warm(self, quick: bool) -> int:
         return self.quick_warm_calls if quick else self.warm_calls
+
+    def libs(self, libs: Sequence[str] = LIBS) -> tuple[str, ...]:
+        """The libraries that run this workload's children, in ``libs``' order."""
+        return tuple(lib for lib in libs if not (self.pybandits_reference and lib == "pybandits"))
 
 
 # The user's tutorial: 200 rows, 3 features, 2 actions, 200 SVI steps, linear (seed_tutorial.py).
@@ -61,6 +73,7 @@ WORKLOADS: tuple[Workload, ...] = (
         ("tutorial update: first call, persistent cache",),
         quick_warm_calls=0,
         warm_calls=0,
+        pybandits_reference="tutorial update: first call (fresh process)",
     ),
     _update("1000x10x5, 1000 steps, linear", 1000, 10, 5, 1000, None, quick_processes=1, quick_warm_calls=1),
     _update(
@@ -75,15 +88,19 @@ WORKLOADS: tuple[Workload, ...] = (
         {"rows": (1, 100, 10_000), "features": 10, "actions": 5},
         tuple(f"predict {n:,} rows{s}" for n in (1, 100, 10_000) for s in ("", " (arrays)")),
         warm_calls=20,
-        quick_warm_calls=5,
+        quick_warm_calls=10,
+        quick_processes=1,
     ),
+    # --quick: one process per library (a PyBandits child spends ~18 s fitting the model to be
+    # transferred, for a ~10 ms call), with more warm calls in it; likewise for predict above.
     Workload(
         "transfer (tutorial models)",
         "transfer",
         dict(TUTORIAL),
         ("transfer",),
         warm_calls=20,
-        quick_warm_calls=5,
+        quick_warm_calls=10,
+        quick_processes=1,
     ),
     Workload(
         "simulation 10 rounds x batch 100",
@@ -104,8 +121,53 @@ def workload(name: str) -> Workload:
 
 
 def schedule(workloads: Iterable[Workload], quick: bool, libs: Sequence[str] = LIBS) -> list[tuple[str, str]]:
-    """``(workload name, library)`` in run order: per workload, the libraries alternate A B A B."""
-    return [(w.name, lib) for w in workloads for _ in range(w.n_processes(quick)) for lib in libs]
+    """``(workload name, library)`` in run order: per workload, the libraries alternate A B A B.
+
+    A workload with a ``pybandits_reference`` joins the rounds of the workload reporting that
+    metric (when it is in ``workloads``): A B B' A B B' ..., so that its bandits_jax children and
+    the reference's PyBandits children share the machine's drifts; otherwise it runs on its own.
+    """
+    workloads = list(workloads)
+    rounds: dict[str, list[list[tuple[str, str]]]] = {}
+    hosts: dict[str, str] = {}
+    for w in workloads:
+        rounds[w.name] = [[(w.name, lib) for lib in w.libs(libs)] for _ in range(w.n_processes(quick))]
+        for m in w.metrics:
+            hosts[m] = w.name
+    for w in workloads:
+        host = hosts.get(w.pybandits_reference) if w.pybandits_reference else None
+        if host is None or host == w.name:
+            continue
+        own, rounds[w.name] = rounds[w.name], []
+        for i, group in enumerate(own):
+            if i < len(rounds[host]):
+                rounds[host][i].extend(group)
+            else:
+                rounds[host].append(group)
+    return [entry for w in workloads for group in rounds[w.name] for entry in group]
+
+
+def apply_references(
+    agg: dict[str, dict[str, dict[str, Any]]], workloads: Iterable[Workload]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Fill the PyBandits cell of each workload with a ``pybandits_reference`` from that metric's
+    PyBandits cell (marked with ``"reference"``, which :func:`speed_table` footnotes). In place."""
+    for w in workloads:
+        ref = w.pybandits_reference
+        if ref and "pybandits" in agg.get(ref, {}):
+            for metric in w.metrics:
+                if metric in agg:
+                    agg[metric]["pybandits"] = {**agg[ref]["pybandits"], "reference": ref}
+    return agg
+
+
+def map_in_threads(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> list[Any]:
+    """``[fn(x) for x in items]`` with up to ``jobs`` calls at once (each typically waits on a child
+    process), results in ``items``' order; ``jobs <= 1`` runs them one after the other."""
+    if jobs <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 # ---------------------------------------------------------------------------------- learning
@@ -227,16 +289,27 @@ def speed_table(
         "| peak RSS PyBandits (MiB) | peak RSS bandits_jax (MiB) |"
     )
     lines = [head, "|" + "---|" * 6]
+    notes: list[str] = []
     names = list(order) if order is not None else list(agg)
     for metric in names:
         if metric not in agg:
             continue
         cells = agg[metric]
         pb, bj = cells.get("pybandits", {}), cells.get("bandits_jax", {})
+        mark = ""
+        if pb.get("reference"):
+            notes.append(
+                f'{"†" * (len(notes) + 1)} PyBandits\' figure is its "{pb["reference"]}": '
+                "it has no counterpart to run for this row."
+            )
+            mark = "†" * len(notes)
         lines.append(
-            f"| {metric} | {_cell(pb)} | {_cell(bj)} | {format_ratio(ratio(pb.get('median'), bj.get('median')))} "
+            f"| {metric} | {_cell(pb)}{mark} | {_cell(bj)} "
+            f"| {format_ratio(ratio(pb.get('median'), bj.get('median')))} "
             f"| {format_mib(pb.get('peak_rss_mib'))} | {format_mib(bj.get('peak_rss_mib'))} |"
         )
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines)
 
 

@@ -6,15 +6,19 @@
 
 PyBandits pins a jax that conflicts with ours, so it lives in its own virtual environment, made
 once in ``benchmarks/.pybandits-venv`` (git-ignored) with ``pip install pybandits==8.4.1
-scikit-learn`` and reused after. Every timed workload runs in fresh child processes, alternating
-the libraries (PyBandits, bandits_jax, PyBandits, bandits_jax, ...) so that drifts of a shared
-machine hit both alike. A child times its *first* call (tracing and compilation included, as a
-user's script sees it) and then its *warm* calls (the same call again in the same process); the
-table gives the median over all children's samples and each library's peak RSS in those children.
+scikit-learn`` and reused after. Every timed workload runs
+in fresh child processes, alternating the libraries (PyBandits, bandits_jax, PyBandits,
+bandits_jax, ...) so that drifts of a shared machine hit both alike. A child times its *first*
+call (tracing and compilation included, as a user's script sees it) and then its *warm* calls (the
+same call again in the same process); the table gives the median over all children's samples and
+each library's peak RSS in those children. PyBandits has no persistent compilation cache, so the
+cached first call of ours is set against its fresh-process first call (the same children, marked
+in the table) rather than against a second run of the same thing.
 
 Learning quality: both libraries play the same contexts and the same reward draws (common random
 numbers, generated once per seed with :mod:`bandits_jax.simulation`'s key scheme and handed to the
-PyBandits child as arrays), so regrets are paired across policies.
+PyBandits child as arrays), so regrets are paired across policies. Nothing is timed there, so the
+environments run side by side (``--jobs``, default one per CPU core; the regrets do not depend on it).
 
 The workload definitions, parsing and tables are in ``compare_lib.py`` (unit-tested without
 PyBandits).
@@ -384,56 +388,60 @@ def run_speed(pb_python: str, quick: bool, log) -> tuple[dict, list]:
                 run_child(
                     "bandits_jax", ["--workload", w.name, "--cache-dir", cache_dir], sys.executable, 900
                 )
-            for name, library in lib.schedule([w], quick):
-                python = pb_python if library == "pybandits" else sys.executable
-                args = ["--workload", name, "--cache-dir", cache_dir] + (["--quick"] if quick else [])
-                t = time.perf_counter()
-                payload = run_child(library, args, python, timeout=1800)
-                if "error" in payload:
-                    payload["failed_metrics"] = list(w.metrics)
-                    log(f"  {name} [{library}] FAILED: {payload['error']}")
-                else:
-                    log(f"  {name} [{library}] {time.perf_counter() - t:.1f} s")
-                runs.append((library, payload))
+        for name, library in lib.schedule(lib.WORKLOADS, quick):
+            python = pb_python if library == "pybandits" else sys.executable
+            args = ["--workload", name, "--cache-dir", cache_dir] + (["--quick"] if quick else [])
+            t = time.perf_counter()
+            payload = run_child(library, args, python, timeout=1800)
+            if "error" in payload:
+                payload["failed_metrics"] = list(lib.workload(name).metrics)
+                log(f"  {name} [{library}] FAILED: {payload['error']}")
+            else:
+                log(f"  {name} [{library}] {time.perf_counter() - t:.1f} s")
+            runs.append((library, payload))
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
-    return lib.aggregate(runs), runs
+    return lib.apply_references(lib.aggregate(runs), lib.WORKLOADS), runs
 
 
-def run_learning(pb_python: str, setup: lib.LearningSetup, pybandits_seeds: dict[str, int], log) -> dict:
-    regrets: dict[str, dict] = {}
+def run_learning(
+    pb_python: str, setup: lib.LearningSetup, pybandits_seeds: dict[str, int], log, jobs: int = 1
+) -> dict:
+    """Per environment, the bandits_jax child (data, our policies, baselines) then the PyBandits
+    child on its data; up to ``jobs`` environments at once (nothing here is timed)."""
     tmp = tempfile.mkdtemp(prefix="bandits-jax-learning-")
+
+    def one_env(env_name: str) -> dict:
+        path = os.path.join(tmp, f"{env_name}.npz")
+        common = ["--env", env_name, "--setup", json.dumps(vars(setup)), "--data", path]
+        t = time.perf_counter()
+        ours = run_child("bandits_jax", ["--learning", *common], sys.executable, 3600)
+        log(f"  learning {env_name} [bandits_jax + baselines] {time.perf_counter() - t:.1f} s")
+        if "error" in ours:
+            return {p: ours["error"] for p in lib.POLICIES}
+        regrets = dict(ours.get("regrets", {}))
+        if pybandits_seeds[env_name] == 0:
+            regrets.update({p: "not run (--quick)" for p in lib.POLICIES if p.startswith("PyBandits")})
+            return regrets
+        t = time.perf_counter()
+        pb = run_child(
+            "pybandits",
+            ["--learning", *common, "--pb-seeds", str(pybandits_seeds[env_name])],
+            pb_python,
+            3 * 3600,
+        )
+        log(f"  learning {env_name} [pybandits] {time.perf_counter() - t:.1f} s")
+        if "error" in pb:
+            regrets.update({p: pb["error"] for p in lib.POLICIES if p.startswith("PyBandits")})
+        else:
+            regrets.update(pb["regrets"])
+        return regrets
+
+    envs = list(lib.ENVIRONMENTS)
     try:
-        for env_name in lib.ENVIRONMENTS:
-            path = os.path.join(tmp, f"{env_name}.npz")
-            common = ["--env", env_name, "--setup", json.dumps(vars(setup)), "--data", path]
-            t = time.perf_counter()
-            ours = run_child("bandits_jax", ["--learning", *common], sys.executable, 3600)
-            log(f"  learning {env_name} [bandits_jax + baselines] {time.perf_counter() - t:.1f} s")
-            regrets[env_name] = ours.get("regrets", {})
-            if "error" in ours:
-                regrets[env_name] = {p: ours["error"] for p in lib.POLICIES}
-                continue
-            if pybandits_seeds[env_name] == 0:
-                regrets[env_name].update(
-                    {p: "not run (--quick)" for p in lib.POLICIES if p.startswith("PyBandits")}
-                )
-                continue
-            t = time.perf_counter()
-            pb = run_child(
-                "pybandits",
-                ["--learning", *common, "--pb-seeds", str(pybandits_seeds[env_name])],
-                pb_python,
-                3 * 3600,
-            )
-            log(f"  learning {env_name} [pybandits] {time.perf_counter() - t:.1f} s")
-            if "error" in pb:
-                regrets[env_name].update({p: pb["error"] for p in lib.POLICIES if p.startswith("PyBandits")})
-            else:
-                regrets[env_name].update(pb["regrets"])
+        return dict(zip(envs, lib.map_in_threads(one_env, envs, jobs)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return regrets
 
 
 def main() -> None:
@@ -445,6 +453,12 @@ def main() -> None:
     )
     parser.add_argument("--json", help="also write every result to this file")
     parser.add_argument("--only", choices=("speed", "learning"))
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="learning-quality environments run at once (default: CPU cores); untimed, same regrets",
+    )
     parser.add_argument("--child", choices=lib.LIBS, help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
@@ -491,11 +505,17 @@ def main() -> None:
             lib.LEARNING_QUICK_PYBANDITS_SEEDS if args.quick else dict.fromkeys(lib.ENVIRONMENTS, setup.seeds)
         )
         log(f"learning quality: {setup}, PyBandits on {pb_seeds} seed(s)")
-        regrets = run_learning(pb_python, setup, pb_seeds, log)
-        result["learning"] = {"setup": vars(setup), "pybandits_seeds": pb_seeds, "regrets": regrets}
+        regrets = run_learning(pb_python, setup, pb_seeds, log, jobs=args.jobs)
+        result["learning"] = {
+            "setup": vars(setup),
+            "pybandits_seeds": pb_seeds,
+            "jobs": args.jobs,
+            "regrets": regrets,
+        }
         print("\n## Learning quality\n")
         print(lib.learning_table(regrets, setup))
-    log(f"done in {time.perf_counter() - started:.0f} s")
+    result["wall_s"] = time.perf_counter() - started
+    log(f"done in {result['wall_s']:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
 

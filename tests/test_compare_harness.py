@@ -42,7 +42,77 @@ def test_schedule_alternates_libraries_per_workload():
     order = lib.schedule([w], quick=False)
     assert [lib_ for _, lib_ in order] == ["pybandits", "bandits_jax"] * w.processes
     quick = lib.schedule(lib.WORKLOADS, quick=True)
-    assert len(quick) == 2 * sum(w.quick_processes for w in lib.WORKLOADS)
+    assert len(quick) == sum(len(w.libs()) * w.quick_processes for w in lib.WORKLOADS)
+    # Every PyBandits child is followed by a bandits_jax child of the same workload (A B A B).
+    for i, (name, lib_) in enumerate(quick):
+        if lib_ == "pybandits":
+            assert quick[i + 1] == (name, "bandits_jax")
+
+
+def test_quick_mode_spares_pybandits_where_it_costs_least():
+    # No second PyBandits run of its own fresh-process first call for the persistent-cache row.
+    cached = lib.workload("tutorial update, persistent compilation cache")
+    assert cached.libs() == ("bandits_jax",)
+    assert cached.pybandits_reference in lib.workload("tutorial update").metrics
+    # Transfer: one process per library in --quick, more warm calls in it.
+    transfer = lib.workload("transfer (tutorial models)")
+    assert transfer.n_processes(quick=True) == 1 and transfer.n_warm(quick=True) >= 5
+    assert transfer.n_processes(quick=False) >= 2
+
+
+def test_reference_workload_interleaves_with_its_host():
+    host = lib.Workload("host", "update", {}, ("host: first", "host: warm"), processes=2, quick_processes=2)
+    guest = lib.Workload(
+        "guest", "update", {}, ("guest: first",), quick_processes=3, pybandits_reference="host: first"
+    )
+    other = lib.Workload("other", "import", {}, ("other",), quick_processes=1)
+    order = lib.schedule([host, guest, other], quick=True)
+    assert order == [
+        ("host", "pybandits"),
+        ("host", "bandits_jax"),
+        ("guest", "bandits_jax"),
+        ("host", "pybandits"),
+        ("host", "bandits_jax"),
+        ("guest", "bandits_jax"),
+        ("guest", "bandits_jax"),  # more guest processes than host rounds: appended after them
+        ("other", "pybandits"),
+        ("other", "bandits_jax"),
+    ]
+    # Without its host in the list, the guest runs on its own (bandits_jax only).
+    assert lib.schedule([guest], quick=True) == [("guest", "bandits_jax")] * 3
+
+
+def test_apply_references_copies_the_pybandits_cell_and_the_table_marks_it():
+    guest = lib.Workload("guest", "update", {}, ("guest: first",), pybandits_reference="host: first")
+    runs = [
+        ("pybandits", {"metrics": {"host: first": [30.0, 34.0]}, "peak_rss_mib": 700.0}),
+        ("bandits_jax", {"metrics": {"host: first": [3.0]}, "peak_rss_mib": 380.0}),
+        ("bandits_jax", {"metrics": {"guest: first": [1.0, 1.5]}, "peak_rss_mib": 250.0}),
+    ]
+    agg = lib.apply_references(lib.aggregate(runs), [guest])
+    cell = agg["guest: first"]["pybandits"]
+    assert cell["median"] == 32.0 and cell["n"] == 2 and cell["reference"] == "host: first"
+    assert "reference" not in agg["host: first"]["pybandits"]
+    table = lib.speed_table(agg, order=["host: first", "guest: first"])
+    assert "| guest: first | 32.00 s (n=2)† | 1.25 s (n=2) | 26x | 700 | 250 |" in table
+    assert '† PyBandits\' figure is its "host: first"' in table
+    # A failed reference leaves the row's PyBandits cell empty rather than inventing one.
+    assert "pybandits" not in lib.apply_references(lib.aggregate(runs[1:]), [guest])["guest: first"]
+
+
+def test_map_in_threads_keeps_order_and_runs_at_once():
+    import threading
+    import time
+
+    assert lib.map_in_threads(lambda x: x * 2, [1, 2, 3], jobs=1) == [2, 4, 6]
+    barrier = threading.Barrier(2, timeout=10)
+
+    def wait_for_the_other(x):
+        barrier.wait()  # only returns when two calls are in flight together
+        time.sleep(0.01 * (3 - x))  # finish in reverse order
+        return x
+
+    assert lib.map_in_threads(wait_for_the_other, [1, 2], jobs=2) == [1, 2]
 
 
 def test_parse_child_output_takes_the_last_marked_line():

@@ -6,7 +6,8 @@
 
 PyBandits pins a jax that conflicts with ours, so it lives in its own virtual environment, made
 once in ``benchmarks/.pybandits-venv`` (git-ignored) with ``pip install pybandits==8.4.1
-scikit-learn`` and reused after. Every timed workload runs
+scikit-learn "pandas<3"`` and reused after (pandas: PyBandits' simulator imports it without
+declaring it; a reused environment gets whatever of these is missing). Every timed workload runs
 in fresh child processes, alternating the libraries (PyBandits, bandits_jax, PyBandits,
 bandits_jax, ...) so that drifts of a shared machine hit both alike. A child times its *first*
 call (tracing and compilation included, as a user's script sees it) and then its *warm* calls (the
@@ -54,22 +55,48 @@ def venv_python() -> Path:
     return VENV / "bin" / "python"
 
 
+# Installed next to PyBandits, as {pip requirement: module to import}: scikit-learn for the digits
+# environment, and pandas, which PyBandits' simulators (``pybandits.cmab_simulator``) import but
+# 8.4.1 does not declare (it came with older bokeh releases); pandas 2, as in PyBandits' days.
+VENV_EXTRAS = {"scikit-learn": "sklearn", "pandas<3": "pandas"}
+_VENV_CHECK = """import importlib.metadata as m, importlib.util as u, sys
+print(m.version("pybandits"))
+print(" ".join(r for r, mod in zip(sys.argv[1::2], sys.argv[2::2]) if u.find_spec(mod) is None))
+"""
+
+
+def _venv_state(py: Path) -> tuple[str | None, list[str]]:
+    """(installed pybandits version or None, the VENV_EXTRAS requirements whose module is missing)."""
+    args = [x for req_mod in VENV_EXTRAS.items() for x in req_mod]
+    res = subprocess.run([str(py), "-c", _VENV_CHECK, *args], capture_output=True, text=True)
+    lines = res.stdout.splitlines()
+    if res.returncode != 0 or not lines:
+        return None, list(VENV_EXTRAS)
+    return lines[0].strip(), (lines[1].split() if len(lines) > 1 else [])
+
+
 def ensure_pybandits_venv() -> Path:
-    """Create (once) and return the PyBandits virtualenv's python; reuse it when the version matches."""
+    """Create (once) and return the PyBandits virtualenv's python; reuse it when the version matches,
+    installing whatever of VENV_EXTRAS it lacks."""
     py = venv_python()
-    check = [str(py), "-c", "import importlib.metadata as m; print(m.version('pybandits'))"]
+    pip = [str(py), "-m", "pip", "install", "--quiet"]
     if py.exists():
-        res = subprocess.run(check, capture_output=True, text=True)
-        if res.returncode == 0 and res.stdout.strip() == PYBANDITS_VERSION:
+        version, missing = _venv_state(py)
+        if version == PYBANDITS_VERSION:
+            if missing:
+                print(f"adding {' '.join(missing)} to {VENV} ...", flush=True)
+                subprocess.run([*pip, *missing], check=True)
             return py
     print(f"creating {VENV} with pybandits=={PYBANDITS_VERSION} (once) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    pip = [str(py), "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, f"pybandits=={PYBANDITS_VERSION}", "scikit-learn"], check=True)
-    res = subprocess.run(check, capture_output=True, text=True, check=True)
-    if res.stdout.strip() != PYBANDITS_VERSION:
-        raise RuntimeError(f"expected pybandits {PYBANDITS_VERSION} in {VENV}, got {res.stdout!r}")
+    subprocess.run([*pip, f"pybandits=={PYBANDITS_VERSION}", *VENV_EXTRAS], check=True)
+    version, missing = _venv_state(py)
+    if version != PYBANDITS_VERSION or missing:
+        raise RuntimeError(
+            f"expected pybandits {PYBANDITS_VERSION} and {list(VENV_EXTRAS)} in {VENV}, "
+            f"got version {version!r}, missing {missing}"
+        )
     return py
 
 

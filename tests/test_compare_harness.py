@@ -15,6 +15,14 @@ sys.modules.setdefault("compare_lib", lib)
 _spec.loader.exec_module(lib)
 
 
+def _load_compare_pybandits():
+    path = _PATH.parent / "compare_pybandits.py"  # standard library only at import time
+    spec = importlib.util.spec_from_file_location("compare_pybandits_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_workloads_cover_the_issue_and_have_unique_metrics():
     kinds = {w.kind for w in lib.WORKLOADS}
     assert kinds == {"import", "update", "predict", "transfer", "simulate"}
@@ -186,3 +194,76 @@ def test_learning_table_rows_columns_and_failures():
     assert "| policy | logistic | digits |" in table
     assert "| PyBandits defaults | failed: exit code 1: boom | not run (--quick) |" in table
     assert "| uniform random | 62.0 ± 5.0 (n=3) | 40.0 ± 0.0 (n=3) |" in table
+
+
+class _FakeRun:
+    """Stands in for subprocess.run: answers the environment check, records the rest."""
+
+    def __init__(self, version, missing):
+        self.answers = [(version, missing)]
+        self.calls = []
+
+    def __call__(self, cmd, **kwargs):
+        import subprocess
+
+        self.calls.append(list(cmd))
+        if "-c" in cmd:  # the check script: version line, then the missing requirements
+            version, missing = self.answers[min(len(self.calls) - 1, len(self.answers) - 1)]
+            return subprocess.CompletedProcess(cmd, 0, f"{version}\n{' '.join(missing)}\n", "")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+
+def test_pybandits_venv_reuse_installs_missing_extras(tmp_path, monkeypatch):
+    cp = _load_compare_pybandits()
+    # The simulator's undeclared runtime dependency is part of every environment made here.
+    assert "pandas" in cp.VENV_EXTRAS.values() and "sklearn" in cp.VENV_EXTRAS.values()
+    monkeypatch.setattr(cp, "VENV", tmp_path / "venv")
+    py = cp.venv_python()
+    py.parent.mkdir(parents=True)
+    py.touch()
+    pandas_req = next(r for r, m in cp.VENV_EXTRAS.items() if m == "pandas")
+
+    fake = _FakeRun(cp.PYBANDITS_VERSION, [pandas_req])
+    monkeypatch.setattr(cp.subprocess, "run", fake)
+    assert cp.ensure_pybandits_venv() == py
+    installs = [c for c in fake.calls if "install" in c]
+    assert installs == [[str(py), "-m", "pip", "install", "--quiet", pandas_req]]
+    # The check passes each requirement with the module it provides.
+    check = fake.calls[0]
+    assert check[check.index("-c") + 2 :] == [x for rm in cp.VENV_EXTRAS.items() for x in rm]
+
+    fake = _FakeRun(cp.PYBANDITS_VERSION, [])
+    monkeypatch.setattr(cp.subprocess, "run", fake)
+    cp.ensure_pybandits_venv()
+    assert not [c for c in fake.calls if "install" in c]
+
+
+def test_pybandits_venv_creation_installs_pybandits_with_the_extras(tmp_path, monkeypatch):
+    cp = _load_compare_pybandits()
+    monkeypatch.setattr(cp, "VENV", tmp_path / "venv")
+    fake = _FakeRun(cp.PYBANDITS_VERSION, [])
+    monkeypatch.setattr(cp.subprocess, "run", fake)
+    cp.ensure_pybandits_venv()  # no python there yet: create, then check
+    assert any(c[1:3] == ["-m", "venv"] for c in fake.calls)
+    assert [str(cp.venv_python()), "-m", "pip", "install", "--quiet"] + [
+        f"pybandits=={cp.PYBANDITS_VERSION}",
+        *cp.VENV_EXTRAS,
+    ] in fake.calls
+
+    fake = _FakeRun(cp.PYBANDITS_VERSION, ["pandas<3"])  # still missing after the install
+    monkeypatch.setattr(cp.subprocess, "run", fake)
+    with pytest.raises(RuntimeError, match="missing"):
+        cp.ensure_pybandits_venv()
+
+
+def test_venv_check_script_reports_missing_modules():
+    import subprocess
+
+    script = _load_compare_pybandits()._VENV_CHECK.replace('m.version("pybandits")', '"9.9"')
+    res = subprocess.run(
+        [sys.executable, "-c", script, "json-req", "json", "nope-req", "no_such_module_xyz"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert res.stdout.splitlines() == ["9.9", "nope-req"]

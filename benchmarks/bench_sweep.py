@@ -20,9 +20,17 @@ every action); throughput is ``runs x rounds / seconds``.
 
 The first call of each is timed separately (tracing and XLA compilation included: the sweep
 compiles once per number of runs, the loop once for all); the table gives the median of the timed
-repeats after it, sweep and loop alternating. PyBandits' ``CmabSimulator`` is timed only where ``import pybandits`` works in
-this interpreter (its pinned jax conflicts with ours; ``compare_pybandits.py`` runs it from its own
-virtual environment).
+repeats after it, sweep and loop alternating.
+
+PyBandits 8.4.1's ``CmabSimulator`` runs the same configuration (10 rounds x batch 100, 5 actions,
+10 features, 100 SVI steps, its default linear model) in a fresh process of the virtual
+environment that ``compare_pybandits.py`` creates, ``benchmarks/.pybandits-venv`` (PyBandits pins
+a jax that conflicts with ours), where that environment exists; ``--no-pybandits`` skips it. One
+simulated round of 100 rows comes first, untimed (it pays the process's one-off costs), then
+``--pybandits-runs`` runs (default 1: PyBandits takes about a minute per run, refitting every
+action each round, so more runs add little). Its ground truth is the simulator's own random one
+(a spline of the context per action, ``probs_reward=None``) rather than our logistic environment;
+the work per round, a predict and an update of every action on 100 rows, is the same.
 """
 
 from __future__ import annotations
@@ -32,8 +40,12 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
 ROUNDS, BATCH, ACTIONS, FEATURES, STEPS = 10, 100, 5, 10, 100
 
 
@@ -107,28 +119,99 @@ def measure(n_runs: int, repeats: int) -> dict:
     }
 
 
-def time_pybandits(n_runs: int) -> dict | None:
-    """PyBandits' CmabSimulator on the same sizes, where it can be imported here."""
-    try:
-        import numpy as np
-        from pybandits.cmab import CmabBernoulli
-        from pybandits.cmab_simulator import CmabSimulator
-    except ImportError:
-        return None
+def pybandits_child(n_runs: int) -> dict:
+    """In PyBandits' environment: ``n_runs`` CmabSimulator runs of the benchmark's size, after an
+    untimed one-round warm-up; seconds per run (model creation included) and final regrets."""
+    import importlib.metadata
+
+    import numpy as np
+    from pybandits.cmab import CmabBernoulli
+    from pybandits.cmab_simulator import CmabSimulator
+
     ids = {f"a{i}" for i in range(ACTIONS)}
-    times = []
-    for run in range(n_runs):
-        context = np.random.default_rng(run).normal(size=(BATCH * ROUNDS, FEATURES))
+
+    def one(seed: int, n_updates: int):
+        np.random.seed(seed)  # the simulator draws its random ground truth from NumPy's global state
+        # Uniform on [0, 1): the domain of the splines of that ground truth.
+        context = np.random.default_rng(seed).random(size=(BATCH * n_updates, FEATURES))
         t = time.perf_counter()
         mab = CmabBernoulli.cold_start(
-            action_ids=ids, n_features=FEATURES, update_kwargs={"num_steps": STEPS}, random_seed=run
+            action_ids=ids, n_features=FEATURES, update_kwargs={"num_steps": STEPS}, random_seed=seed
         )
-        # PyBandits 8.x fields; probs_reward=None draws a random ground truth per action.
-        CmabSimulator(
-            cmab=mab, context=context, n_updates=ROUNDS, batch_size=BATCH, random_seed=run, verbose=False
-        ).run()
-        times.append(time.perf_counter() - t)
-    return {"warm_s": sum(times), "samples": times}
+        # PyBandits 8.4.1: the model goes in as ``mab`` (its validators read that key), the context
+        # holds batch_size x n_updates rows, probs_reward=None draws a random ground truth per action.
+        sim = CmabSimulator(
+            mab=mab, context=context, n_updates=n_updates, batch_size=BATCH, random_seed=seed, verbose=False
+        )
+        sim.run()
+        return time.perf_counter() - t, float(sim.results["cum_regret"].iloc[-1])
+
+    warmup_s, _ = one(10_000, 1)
+    times, regrets = [], []
+    for run in range(n_runs):
+        seconds, regret = one(run, ROUNDS)
+        times.append(seconds)
+        regrets.append(regret)
+    return {
+        "version": importlib.metadata.version("pybandits"),
+        "warmup_one_round_s": warmup_s,
+        "samples": times,
+        "total_s": sum(times),
+        "throughput": n_runs * ROUNDS / sum(times),
+        "cum_regret": regrets,
+    }
+
+
+def pybandits_python() -> tuple[str | None, str]:
+    """The interpreter to run PyBandits with (this one if it has pybandits, else the
+    compare_pybandits.py environment if it exists, missing extras installed), and why not if None."""
+    import importlib.util
+
+    if importlib.util.find_spec("pybandits") is not None:
+        return sys.executable, "this interpreter"
+    sys.path.insert(0, str(HERE))
+    import compare_pybandits as cp
+
+    if not cp.venv_python().exists():
+        return None, f"no {cp.VENV}; `python benchmarks/compare_pybandits.py --only speed` creates it"
+    try:
+        return str(cp.ensure_pybandits_venv()), str(cp.VENV.relative_to(HERE.parent))
+    except (subprocess.CalledProcessError, RuntimeError, OSError) as err:
+        return None, f"could not prepare {cp.VENV}: {err}"
+
+
+def pybandits_env(xla_flags: str | None) -> dict[str, str]:
+    """The PyBandits child's environment: compare_pybandits.py's (no PYTHONPATH to this repository,
+    quiet logs) with the caller's own XLA_FLAGS, not the host-device split made for our sweep."""
+    sys.path.insert(0, str(HERE))
+    import compare_pybandits as cp
+
+    env = cp.child_env("pybandits")
+    env.pop("XLA_FLAGS", None)
+    if xla_flags:
+        env["XLA_FLAGS"] = xla_flags
+    return env
+
+
+def time_pybandits(n_runs: int, xla_flags: str | None) -> tuple[dict | None, str]:
+    """PyBandits' CmabSimulator in a fresh child process: (its result or None, where / why not)."""
+    python, where = pybandits_python()
+    if python is None:
+        return None, where
+    sys.path.insert(0, str(HERE))
+    import compare_lib
+
+    env = pybandits_env(xla_flags)
+    cmd = [python, str(Path(__file__).resolve()), "--pybandits-child", "--pybandits-runs", str(n_runs)]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600, cwd=HERE.parent)
+    except subprocess.TimeoutExpired:
+        return None, f"{where}: timed out"
+    try:
+        return compare_lib.parse_child_output(res.stdout), where
+    except ValueError as err:
+        tail = "\n".join(res.stderr.strip().splitlines()[-8:])
+        return None, f"{where}: exit code {res.returncode}: {err}\n{tail}"
 
 
 def main() -> None:
@@ -142,7 +225,19 @@ def main() -> None:
     parser.add_argument(
         "--cpu-devices", type=int, default=os.cpu_count(), help="XLA host devices on a CPU (default: cores)"
     )
+    parser.add_argument("--no-pybandits", action="store_true", help="skip PyBandits' CmabSimulator")
+    parser.add_argument(
+        "--pybandits-runs", type=int, default=1, help="timed CmabSimulator runs (default 1: ~1 min each)"
+    )
+    parser.add_argument("--pybandits-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.pybandits_child:  # in PyBandits' environment: no bandits_jax, no jax of ours
+        sys.path.insert(0, str(HERE))
+        import compare_lib
+
+        print(compare_lib.encode_result(pybandits_child(args.pybandits_runs)), flush=True)
+        return
+    caller_xla_flags = os.environ.get("XLA_FLAGS")
     if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         # Before jax is imported: the flag is read once, when the CPU backend starts.
         flag = f"--xla_force_host_platform_device_count={args.cpu_devices}"
@@ -182,20 +277,32 @@ def main() -> None:
         )
         rows.append({"runs": n, **m, "speedup": vec_tp / loop_tp})
 
-    try:
-        pyb = time_pybandits(1)
-    except Exception as err:  # PyBandits' simulator signature differs between versions
-        print(f"PyBandits CmabSimulator: failed ({type(err).__name__}: {err}); not compared")
-        pyb = None
+    pyb = None
+    if args.no_pybandits:
+        print("PyBandits CmabSimulator: skipped (--no-pybandits)")
     else:
+        pyb, where = time_pybandits(args.pybandits_runs, caller_xla_flags)
         if pyb is None:
-            print(
-                "PyBandits CmabSimulator: skipped (`import pybandits` fails in this interpreter; "
-                "benchmarks/compare_pybandits.py times PyBandits from its own virtual environment)"
-            )
+            print(f"PyBandits CmabSimulator: not compared ({where})")
         else:
-            tp = ROUNDS / pyb["warm_s"]
-            print(f"PyBandits CmabSimulator, 1 run: {pyb['warm_s']:.2f} s, {tp:.3f} bandit-rounds/s")
+            pyb["where"] = where
+            print(
+                f"PyBandits {pyb['version']} CmabSimulator ({where}, fresh process): {args.pybandits_runs} "
+                f"run(s) of the same size after an untimed one-round warm-up ({pyb['warmup_one_round_s']:.1f} s): "
+                f"{pyb['total_s']:.1f} s, {pyb['throughput']:.3f} bandit-rounds/s; final regret "
+                + ", ".join(f"{r:.1f}" for r in pyb["cum_regret"])
+            )
+            for row in rows:
+                sweep_tp = row["runs"] * ROUNDS / row["vectorised"]["warm_s"]
+                loop_tp = row["runs"] * ROUNDS / row["loop"]["warm_s"]
+                row["vs_pybandits"] = {
+                    "sweep": sweep_tp / pyb["throughput"],
+                    "loop": loop_tp / pyb["throughput"],
+                }
+                print(
+                    f"  {row['runs']:>4} runs: sweep {sweep_tp / pyb['throughput']:,.0f}x, "
+                    f"loop {loop_tp / pyb['throughput']:,.0f}x PyBandits' throughput"
+                )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rows": rows, "pybandits": pyb, "devices": [str(d) for d in devices]}, f, indent=1)

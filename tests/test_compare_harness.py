@@ -267,3 +267,17 @@ def test_venv_check_script_reports_missing_modules():
         check=True,
     )
     assert res.stdout.splitlines() == ["9.9", "nope-req"]
+
+
+def test_bench_sweep_runs_pybandits_without_our_path_or_device_split(monkeypatch):
+    path = _PATH.parent / "bench_sweep.py"  # standard library only at import time
+    spec = importlib.util.spec_from_file_location("bench_sweep_under_test", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setenv("PYTHONPATH", "/repo")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    env = bench.pybandits_env(None)
+    assert "PYTHONPATH" not in env and "XLA_FLAGS" not in env
+    assert bench.pybandits_env("--xla_cpu_foo=1")["XLA_FLAGS"] == "--xla_cpu_foo=1"
+    # The configuration.
+    assert (bench.ROUNDS, bench.BATCH, bench.ACTIONS, bench.FEATURES, bench.STEPS) == (10, 100, 5, 10, 100)

@@ -141,7 +141,27 @@ class Environment(eqx.Module):
         return context, self.reward_probs(context)
 
 
-class LogisticEnv(Environment):
+class _GaussianContextEnv(Environment):
+    """Contexts ``x ~ N(0, I)``; sizes read off the first weight's rows and the last one's columns."""
+
+    @property
+    @abc.abstractmethod
+    def _layers(self) -> tuple[Array, Array]:
+        """The first weight ``(n_features, .)`` and the last ``(., n_actions)``."""
+
+    @property
+    def n_actions(self) -> int:
+        return self._layers[1].shape[-1]
+
+    @property
+    def n_features(self) -> int:
+        return self._layers[0].shape[-2]
+
+    def sample_context(self, key, n):
+        return jax.random.normal(key, (n, self.n_features), self._layers[0].dtype)
+
+
+class LogisticEnv(_GaussianContextEnv):
     """Linear logits per action: ``p(x, a) = sigmoid(x @ weight[:, a] + bias[a])``, ``x ~ N(0, I)``.
 
     A linear Bayesian network (``hidden_dim_list=()``) is well specified here.
@@ -157,15 +177,8 @@ class LogisticEnv(Environment):
     bias: Float[Array, " n_actions"]
 
     @property
-    def n_actions(self) -> int:
-        return self.weight.shape[-1]
-
-    @property
-    def n_features(self) -> int:
-        return self.weight.shape[-2]
-
-    def sample_context(self, key, n):
-        return jax.random.normal(key, (n, self.n_features), self.weight.dtype)
+    def _layers(self) -> tuple[Array, Array]:
+        return self.weight, self.weight
 
     def reward_probs(self, context):
         return jax.nn.sigmoid(context @ self.weight + self.bias)
@@ -187,7 +200,7 @@ class LogisticEnv(Environment):
         return cls(weight, jax.random.normal(b_key, (n_actions,)) * bias_scale)
 
 
-class MLPEnv(Environment):
+class MLPEnv(_GaussianContextEnv):
     """Non-linear logits: a random one-hidden-layer tanh network, ``x ~ N(0, I)``.
 
     ``p(x, a) = sigmoid(tanh(x @ w1 + b1) @ w2[:, a] + b2[a])``. The hidden pre-activations have
@@ -208,15 +221,8 @@ class MLPEnv(Environment):
     b2: Float[Array, " n_actions"]
 
     @property
-    def n_actions(self) -> int:
-        return self.w2.shape[-1]
-
-    @property
-    def n_features(self) -> int:
-        return self.w1.shape[-2]
-
-    def sample_context(self, key, n):
-        return jax.random.normal(key, (n, self.n_features), self.w1.dtype)
+    def _layers(self) -> tuple[Array, Array]:
+        return self.w1, self.w2
 
     def reward_probs(self, context):
         return jax.nn.sigmoid(jnp.tanh(context @ self.w1 + self.b1) @ self.w2 + self.b2)

@@ -204,6 +204,26 @@ POLICIES = (
 )
 
 
+def reusable_pybandits(
+    earlier: Mapping[str, Any], setup: LearningSetup
+) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """PyBandits' regrets per environment from an earlier run's ``learning`` record, and the seeds
+    they cover.
+
+    Raises:
+        ValueError: the earlier run had another setup (other draws) or lacks an environment.
+    """
+    if dict(earlier.get("setup", {})) != vars(setup):
+        raise ValueError(f"reused run had setup {earlier.get('setup')}, this run {vars(setup)}")
+    missing = [env for env in ENVIRONMENTS if env not in earlier.get("regrets", {})]
+    if missing:
+        raise ValueError(f"reused run lacks environment(s) {missing}")
+    pb = [p for p in POLICIES if p.startswith("PyBandits")]
+    reuse = {env: {p: earlier["regrets"][env][p] for p in pb} for env in ENVIRONMENTS}
+    seeds = {env: int(earlier.get("pybandits_seeds", {}).get(env, 0)) for env in ENVIRONMENTS}
+    return reuse, seeds
+
+
 # ---------------------------------------------------------------------------------- child results
 def encode_result(payload: Mapping[str, Any]) -> str:
     """The line a child prints last: the marker and one JSON object."""

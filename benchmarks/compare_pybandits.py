@@ -432,10 +432,16 @@ def run_speed(pb_python: str, quick: bool, log) -> tuple[dict, list]:
 
 
 def run_learning(
-    pb_python: str, setup: lib.LearningSetup, pybandits_seeds: dict[str, int], log, jobs: int = 1
+    pb_python: str,
+    setup: lib.LearningSetup,
+    pybandits_seeds: dict[str, int],
+    log,
+    jobs: int = 1,
+    reuse: dict | None = None,
 ) -> dict:
     """Per environment, the bandits_jax child (data, our policies, baselines) then the PyBandits
-    child on its data; up to ``jobs`` environments at once (nothing here is timed)."""
+    child on its data; up to ``jobs`` environments at once (nothing here is timed). ``reuse``:
+    PyBandits' regrets per environment from an earlier run on the same draws (not rerun)."""
     tmp = tempfile.mkdtemp(prefix="bandits-jax-learning-")
 
     def one_env(env_name: str) -> dict:
@@ -447,6 +453,9 @@ def run_learning(
         if "error" in ours:
             return {p: ours["error"] for p in lib.POLICIES}
         regrets = dict(ours.get("regrets", {}))
+        if reuse is not None:
+            regrets.update({p: reuse[env_name][p] for p in lib.POLICIES if p.startswith("PyBandits")})
+            return regrets
         if pybandits_seeds[env_name] == 0:
             regrets.update({p: "not run (--quick)" for p in lib.POLICIES if p.startswith("PyBandits")})
             return regrets
@@ -485,6 +494,18 @@ def main() -> None:
         type=int,
         default=os.cpu_count() or 1,
         help="learning-quality environments run at once (default: CPU cores); untimed, same regrets",
+    )
+    parser.add_argument(
+        "--pybandits-seeds",
+        type=int,
+        help="learning quality: play PyBandits on this many seeds of every environment "
+        "(default: all in the full run; --quick: the first seed of the small environments)",
+    )
+    parser.add_argument(
+        "--reuse-pybandits",
+        metavar="JSON",
+        help="learning quality: take PyBandits' regrets from an earlier --json run of the same "
+        "setup (its draws are the same: common random numbers) instead of playing it again",
     )
     parser.add_argument("--child", choices=lib.LIBS, help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
@@ -531,8 +552,14 @@ def main() -> None:
         pb_seeds = (
             lib.LEARNING_QUICK_PYBANDITS_SEEDS if args.quick else dict.fromkeys(lib.ENVIRONMENTS, setup.seeds)
         )
-        log(f"learning quality: {setup}, PyBandits on {pb_seeds} seed(s)")
-        regrets = run_learning(pb_python, setup, pb_seeds, log, jobs=args.jobs)
+        if args.pybandits_seeds is not None:
+            pb_seeds = dict.fromkeys(lib.ENVIRONMENTS, min(args.pybandits_seeds, setup.seeds))
+        reuse = None
+        if args.reuse_pybandits:
+            earlier = json.loads(Path(args.reuse_pybandits).read_text())["learning"]
+            reuse, pb_seeds = lib.reusable_pybandits(earlier, setup)
+        log(f"learning quality: {setup}, PyBandits on {pb_seeds} seed(s)" + (" (reused)" if reuse else ""))
+        regrets = run_learning(pb_python, setup, pb_seeds, log, jobs=args.jobs, reuse=reuse)
         result["learning"] = {
             "setup": vars(setup),
             "pybandits_seeds": pb_seeds,

@@ -196,6 +196,27 @@ def test_learning_table_rows_columns_and_failures():
     assert "| uniform random | 62.0 ± 5.0 (n=3) | 40.0 ± 0.0 (n=3) |" in table
 
 
+def test_reusable_pybandits_takes_its_regrets_only_from_the_same_setup():
+    setup = lib.LearningSetup(seeds=3, rounds=5, batch=50, num_steps=100)
+    regrets = {env: {p: [float(i), 1.0, 2.0] for i, p in enumerate(lib.POLICIES)} for env in lib.ENVIRONMENTS}
+    earlier = {
+        "setup": vars(setup),
+        "pybandits_seeds": dict.fromkeys(lib.ENVIRONMENTS, 3),
+        "regrets": regrets,
+    }
+    reuse, seeds = lib.reusable_pybandits(earlier, setup)
+    assert seeds == dict.fromkeys(lib.ENVIRONMENTS, 3)
+    for env in lib.ENVIRONMENTS:
+        assert set(reuse[env]) == {"PyBandits defaults", "PyBandits matched"}
+        assert reuse[env]["PyBandits matched"] == regrets[env]["PyBandits matched"]
+    other = lib.LearningSetup(seeds=3, rounds=20, batch=50, num_steps=100)
+    with pytest.raises(ValueError, match="setup"):
+        lib.reusable_pybandits(earlier, other)
+    del earlier["regrets"]["digits"]
+    with pytest.raises(ValueError, match="digits"):
+        lib.reusable_pybandits(earlier, setup)
+
+
 class _FakeRun:
     """Stands in for subprocess.run: answers the environment check, records the rest."""
 

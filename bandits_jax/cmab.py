@@ -18,6 +18,7 @@ import dataclasses
 import itertools
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import jax
@@ -31,6 +32,22 @@ from bandits_jax.config import CmabConfig, make_config
 from bandits_jax.strategy import ClassicBandit, Strategy
 
 __all__ = ["ActionView", "CmabBernoulli", "SviDivergenceWarning"]
+
+
+# The object API's key advances as ``key, sub = jax.random.split(key)`` per call (the simulation
+# replays the same chain). Splitting inside the jitted call, rather than in a separate one, saves a
+# fresh process about 0.2 s of compiling the split on its own.
+@partial(jax.jit, static_argnames=("config", "rows_per_action"))
+def _update(config, state, x, a, r, key, mask, rows_per_action):
+    key, sub = jax.random.split(key)
+    state, info = core.update(config, state, x, a, r, sub, mask, rows_per_action=rows_per_action)
+    return state, info, key
+
+
+@jax.jit
+def _predict(state, context, key, strategy):
+    key, sub = jax.random.split(key)
+    return core.predict(state, context, sub, strategy), key
 
 
 class SviDivergenceWarning(RuntimeWarning):
@@ -222,10 +239,6 @@ class CmabBernoulli:
         )
 
     # ------------------------------------------------------------------ predict
-    def _next_key(self) -> tuple[jax.Array, jax.Array]:
-        new_key, sub = jax.random.split(self._key)
-        return new_key, sub
-
     def predict_arrays(self, context) -> core.Prediction:
         """Thompson sampling as NumPy arrays: chosen action *indices* into :attr:`action_ids`,
         sampled probabilities and logits, each ``(n_rows, n_actions)``.
@@ -237,8 +250,7 @@ class CmabBernoulli:
         n = ctx.shape[0]
         padded = np.zeros((val.fine_bucket(n), ctx.shape[1]), np.float32)
         padded[:n] = ctx
-        new_key, sub = self._next_key()
-        out = core.predict(self._state, padded, sub, self._strategy)
+        out, new_key = _predict(self._state, padded, self._key, self._strategy)
         out = core.Prediction(*(np.asarray(x)[:n] for x in out))
         self._key = new_key
         return out
@@ -279,16 +291,8 @@ class CmabBernoulli:
         r = np.pad(rew, (0, pad))
         mask = np.arange(size) < n
         per_action = int(np.bincount(idx, minlength=len(self._action_ids)).max())
-        new_key, sub = self._next_key()
-        state, info = core.update(
-            self._config,
-            self._state,
-            x,
-            a,
-            r,
-            sub,
-            mask,
-            rows_per_action=val.bucket(per_action),
+        state, info, new_key = _update(
+            self._config, self._state, x, a, r, self._key, mask, rows_per_action=val.bucket(per_action)
         )
         info = core.UpdateInfo(*(np.asarray(v) for v in info))
         if not info.ok.all():

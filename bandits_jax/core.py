@@ -154,7 +154,7 @@ def update(
         state: current state; its posterior is this update's prior and the guide's start.
         context, actions, rewards: the batch; ``actions`` are indices into the action axis,
             ``rewards`` in {0, 1} (values in [0, 1] act as soft labels).
-        key: PRNG key; action ``a`` uses ``jax.random.split(key, n_actions)[a]``.
+        key: PRNG key of this update's SVI draws (see :func:`bandits_jax.inference.fit`).
         mask: which rows are real (padding is False); default all.
         rows_per_action: static padded row count per action (default: the batch size).
 
@@ -169,7 +169,7 @@ def update(
     dtype = jax.tree.leaves(state.loc)[0].dtype
     x = context.astype(dtype)[rows]
     y = rewards.astype(dtype)[rows]
-    result = fit(config, state.loc, state.scale, x, y, valid, jax.random.split(key, n_actions))
+    result = fit(config, state.loc, state.scale, x, y, valid, key)
     n_rows = valid.sum(axis=1).astype(jnp.int32)
     successes = jnp.round(jnp.where(valid, y, 0).sum(axis=1)).astype(jnp.int32)
     ok = result.ok

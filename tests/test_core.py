@@ -1,11 +1,13 @@
 """JAX properties of the functional core: vmap == loop, jit == eager, no retrace, routing."""
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bandits_jax import core
+from bandits_jax import core, inference
 from bandits_jax.inference import fit
 
 
@@ -31,25 +33,19 @@ def routed(config, key, n_actions=2):
 
 def test_vmapped_fit_equals_loop_over_actions(config, getkey):
     state, x, y, valid = routed(config, getkey(), n_actions=3)
-    keys = jax.random.split(getkey(), 3)
-    together = fit(config, state.loc, state.scale, x, y, valid, keys)
+    key = getkey()
+    together = fit(config, state.loc, state.scale, x, y, valid, key)
+    # Every action's draws are its slice of the update's draws.
+    draws = inference.draws(config, state.loc, x, key)
+    fit_one = jax.jit(partial(inference._fit_one, config))
     for i in range(3):
         one = core.action_view(state, i)
-        expand = lambda t: jax.tree.map(lambda leaf: leaf[None], t)  # noqa: E731
-        alone = fit(
-            config,
-            expand(one.loc),
-            expand(one.scale),
-            x[i : i + 1],
-            y[i : i + 1],
-            valid[i : i + 1],
-            keys[i : i + 1],
-        )
+        alone = fit_one(one.loc, one.scale, x[i], y[i], valid[i], jax.tree.map(lambda d, i=i: d[i], draws))
         for a, b in zip(
             jax.tree.leaves((together.loc, together.scale)), jax.tree.leaves((alone.loc, alone.scale))
         ):
-            np.testing.assert_allclose(a[i], b[0], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(together.losses[i], alone.losses[0], rtol=1e-5)
+            np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(together.losses[i], alone.losses, rtol=1e-5)
 
 
 def test_jit_equals_eager(getkey):
@@ -59,10 +55,10 @@ def test_jit_equals_eager(getkey):
         n_features=3, hidden_dim_list=(4,), num_steps=3, optimizer_type="sgd", step_size=1e-2
     )
     state, x, y, valid = routed(config, getkey())
-    keys = jax.random.split(getkey(), 2)
-    jitted = fit(config, state.loc, state.scale, x, y, valid, keys)
+    key = getkey()
+    jitted = fit(config, state.loc, state.scale, x, y, valid, key)
     with jax.disable_jit():
-        eager = fit(config, state.loc, state.scale, x, y, valid, keys)
+        eager = fit(config, state.loc, state.scale, x, y, valid, key)
     for a, b in zip(jax.tree.leaves(jitted), jax.tree.leaves(eager)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 

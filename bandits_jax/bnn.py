@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from bandits_jax import _random
+
 ACTIVATIONS = {
     "tanh": jnp.tanh,
     "relu": jax.nn.relu,
@@ -108,12 +110,31 @@ def sample_logits(
     posterior predictive of each row, independently per row, at the cost of two matmuls per layer
     instead of a sample of every weight per row.
     """
-    keys = jax.random.split(key, len(loc.layers))
+    eps = _random.normal(key, (x.shape[0], n_units(loc)), x.dtype)
+    return logits_from_noise(loc, scale, x, eps)
+
+
+def n_units(net: MLP) -> int:
+    """Pre-activation units per row over all layers (the noise one draw of a row needs)."""
+    return sum(layer.bias.shape[-1] for layer in net.layers)
+
+
+def logits_from_noise(
+    loc: MLP,
+    scale: MLP,
+    x: Float[Array, "n_rows n_features"],
+    eps: Float[Array, "n_rows n_units"],
+) -> Float[Array, " n_rows"]:
+    """:func:`sample_logits` given its standard-normal noise, one column per unit of every layer
+    in order (``n_units(loc)`` columns)."""
     h = x
+    start = 0
     for i, (mu, sd) in enumerate(zip(loc.layers, scale.layers)):
         mean = h @ mu.weight + mu.bias
         var = (h * h) @ jnp.square(sd.weight) + jnp.square(sd.bias)
-        z = mean + jnp.sqrt(var) * jax.random.normal(keys[i], mean.shape, mean.dtype)
+        width = mean.shape[-1]
+        z = mean + jnp.sqrt(var) * eps[:, start : start + width]
+        start += width
         h = z if i == len(loc.layers) - 1 else jax.vmap(loc._hidden)(h, z)
     return h[:, 0]
 

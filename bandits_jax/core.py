@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from bandits_jax.bnn import MLP, init_mlp, sample_logits
+from bandits_jax import _random
+from bandits_jax.bnn import MLP, init_mlp, logits_from_noise, n_units
 from bandits_jax.config import CmabConfig
 from bandits_jax.inference import fit
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -103,11 +104,13 @@ def predict(
     pass per row and action (local reparameterisation), memory ``O(rows x actions x width)``.
     """
     draw_key, strategy_key = jax.random.split(key)
-    n_actions = state.n_actions
-    context = context.astype(jax.tree.leaves(state.loc)[0].dtype)
-    keys = jax.random.split(draw_key, n_actions)
-    logits = jax.vmap(lambda loc, scale, k: sample_logits(loc, scale, context, key=k))(
-        state.loc, state.scale, keys
+    dtype = jax.tree.leaves(state.loc)[0].dtype
+    context = context.astype(dtype)
+    # Every action's noise in one flat draw (see bandits_jax._random).
+    unit_counts = n_units(state.loc)  # bias shapes end in the width, action axis or not
+    eps = _random.normal(draw_key, (state.n_actions, context.shape[0], unit_counts), dtype)
+    logits = jax.vmap(lambda loc, scale, e: logits_from_noise(loc, scale, context, e))(
+        state.loc, state.scale, eps
     ).T
     probs = jax.nn.sigmoid(logits)
     return Prediction(strategy(probs, strategy_key), probs, logits)

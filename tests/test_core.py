@@ -150,7 +150,9 @@ def test_predict_draws_are_independent_per_row(getkey):
     # identical rows, prior N(0, 10^2) per weight: logit = w1 + w2 + b ~ N(0, 300)
     logits = np.asarray(out.logits[:, 0])
     assert abs(logits.std() - np.sqrt(300)) < 5 * np.sqrt(300) / np.sqrt(2 * 4096)
-    assert len(np.unique(logits)) == 4096
+    # One draw per row, not one shared: all but a few distinct (float32 uniforms carry 23 random
+    # bits, so about n^2 / 2^24 = 1 collision among 4096 rows is expected).
+    assert len(np.unique(logits)) >= 4086
 
 
 def test_predict_under_vmap_over_states(getkey):

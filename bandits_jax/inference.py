@@ -57,7 +57,7 @@ def _neg_elbo(
     config: CmabConfig,
     unravel,
     prior: dist.Distribution,
-    params: tuple[Array, Array],
+    params: Float[Array, "2 n_weights"],
     eps: Float[Array, " n_weights"],
     x: Float[Array, "rows n_features"],
     y: Float[Array, " rows"],
@@ -72,11 +72,12 @@ def _neg_elbo(
     estimate otherwise, exactly as numpyro does (tests/test_inference.py checks loss and gradient
     against numpyro's own ELBO).
     """
-    loc, log_scale = params
+    loc, log_scale = params[0], params[1]
     guide = dist.Normal(loc, jnp.exp(log_scale))
     w = loc + guide.scale * eps
     logits = jax.vmap(unravel(w))(x)
-    log_lik = jnp.sum(jnp.where(mask, dist.Bernoulli(logits=logits).log_prob(y), 0.0)) * data_scale
+    # Bernoulli(logits).log_prob(y) = y * logits - softplus(logits), as numpyro computes it.
+    log_lik = jnp.sum(jnp.where(mask, y * logits - jax.nn.softplus(logits), 0.0)) * data_scale
     if config.dist_type == "normal":
         kl = jnp.sum(kl_divergence(guide, prior))
     else:
@@ -137,10 +138,12 @@ def _fit_one(
             return particle(params, eps[0], *data)
         # numpyro's mean over particles, vectorised.
         losses, grads = jax.vmap(particle, in_axes=(None, 0, None, None, None, None))(params, eps, *data)
-        return losses.mean(), jax.tree.map(lambda g: g.mean(axis=0), grads)
+        return losses.mean(), grads.mean(axis=0)
 
     opt = _optimizer(config)
-    params = (prior_loc, jnp.log(prior_scale))
+    # Guide location and log-scale as one (2, n_weights) array: the optimizer then updates one
+    # array per step instead of two (measured: fewer kernels in the loop, faster warm steps).
+    params = jnp.stack([prior_loc, jnp.log(prior_scale)])
     n_valid = jnp.maximum(jnp.sum(mask), 1)
     rows = x.shape[0]
     one = jnp.ones((), x.dtype)

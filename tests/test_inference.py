@@ -76,7 +76,8 @@ def test_neg_elbo_equals_numpyro_trace_mean_field_elbo(dist_type, hidden, data_s
     ours = partial(inference._neg_elbo, config, unravel, prior)
 
     ref_loss, ref_grad = jax.value_and_grad(numpyro_loss, argnums=(0, 1))(q_loc, q_log_scale)
-    loss, grad = jax.value_and_grad(ours)((q_loc, q_log_scale), eps, x, y, mask, jnp.float32(data_scale))
+    params = jnp.stack([q_loc, q_log_scale])
+    loss, grad = jax.value_and_grad(ours)(params, eps, x, y, mask, jnp.float32(data_scale))
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
     for g, r in zip(grad, ref_grad):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)

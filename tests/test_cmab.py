@@ -229,3 +229,12 @@ def test_buckets_bound_padding():
         assert n <= bucket(n) < 2 * n
         assert n <= fine_bucket(n) < n * 1.125 + 1
     assert len({fine_bucket(n) for n in range(1025, 2049)}) == 8
+
+
+@pytest.mark.parametrize("n_actions", [1, 5, 64, 65])
+def test_row_dicts_equal_a_dict_per_row(n_actions):
+    from bandits_jax.cmab import _row_dicts
+
+    ids = tuple(f"a{i}" for i in range(n_actions - 1)) + (7,)  # any hashable id
+    values = np.arange(3 * n_actions, dtype=np.float32).reshape(3, n_actions)
+    assert _row_dicts(ids, values) == [dict(zip(ids, row)) for row in values.tolist()]

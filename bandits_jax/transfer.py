@@ -99,7 +99,7 @@ def edit_model_on_the_fly(current_mab: Mab, new_mab: Mab) -> Mab:
         _log_growth(current_mab.config, new_mab.config)
 
     if common:
-        state, key = _merge(current_mab.state, new_mab.state, np.maximum(src, 0), src >= 0, new_mab._key)
+        state, key = _merge(current_mab.state, new_mab.state, src, new_mab._key)
     else:  # nothing to carry over; the arrays are immutable, so sharing them is safe
         state, key = new_mab.state, jax.random.fold_in(new_mab._key, _KEY_TAG)
     _log_merge(current_mab.action_ids, new_mab.action_ids, common)
@@ -116,10 +116,12 @@ def edit_model_on_the_fly(current_mab: Mab, new_mab: Mab) -> Mab:
 
 
 @jax.jit
-def _merge(old_state, new_state, src, has_old, template_key):
+def _merge(old_state, new_state, src, template_key):
     """Every leaf grafted in one compiled call (one dispatch instead of several per leaf), and the
-    evolved model's key. ``src`` and ``has_old`` are traced: a new overlap pattern of the same
-    sizes does not recompile."""
+    evolved model's key. ``src[j]`` is the old index of template action ``j`` or -1; it is
+    traced, so a new overlap pattern of the same sizes does not recompile."""
+    has_old = src >= 0
+    src = jnp.maximum(src, 0)
     state = jax.tree.map(lambda old, new: _graft(old, new, src, has_old), old_state, new_state)
     return state, jax.random.fold_in(template_key, _KEY_TAG)
 

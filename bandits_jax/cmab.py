@@ -37,11 +37,23 @@ __all__ = ["ActionView", "CmabBernoulli", "SviDivergenceWarning"]
 # The object API's key advances as ``key, sub = jax.random.split(key)`` per call (the simulation
 # replays the same chain). Splitting inside the jitted call, rather than in a separate one, saves a
 # fresh process about 0.2 s of compiling the split on its own.
-@partial(jax.jit, static_argnames=("config", "rows_per_action"))
-def _update(config, state, x, a, r, key, mask, rows_per_action):
+@partial(jax.jit, static_argnames=("config",))
+def _update(config, state, x, y, valid, key):
     key, sub = jax.random.split(key)
-    state, info = core.update(config, state, x, a, r, sub, mask, rows_per_action=rows_per_action)
+    state, info = core.update_grouped(config, state, x, y, valid, sub)
     return state, info, key
+
+
+def _group_rows(n_actions: int, actions: np.ndarray, rows_per_action: int) -> tuple[np.ndarray, np.ndarray]:
+    """NumPy twin of :func:`bandits_jax.core.route` for a batch without padding: each action's row
+    indices ``(n_actions, rows_per_action)``, valid rows first, and the validity mask."""
+    order = np.argsort(actions, kind="stable")
+    counts = np.bincount(actions, minlength=n_actions)
+    starts = np.cumsum(counts) - counts
+    offsets = np.arange(rows_per_action)
+    valid = offsets[None, :] < counts[:, None]
+    rows = order[np.minimum(starts[:, None] + offsets[None, :], len(actions) - 1)]
+    return rows, valid
 
 
 @jax.jit
@@ -300,17 +312,14 @@ class CmabBernoulli:
         idx = val.as_action_indices(actions, self._index)
         rew = val.as_rewards(rewards)
         ctx = val.as_context(context, self.input_dim)
-        n = val.check_lengths(actions=idx, rewards=rew, context=ctx)
-        size = val.bucket(n)
-        pad = size - n
-        x = np.pad(ctx.astype(np.float32, copy=False), ((0, pad), (0, 0)))
-        a = np.pad(idx, (0, pad))
-        r = np.pad(rew, (0, pad))
-        mask = np.arange(size) < n
+        val.check_lengths(actions=idx, rewards=rew, context=ctx)
+        # Rows grouped by action on the host, padded to a power-of-two bucket of the largest
+        # action's count: a new batch in a seen bucket compiles nothing.
         per_action = int(np.bincount(idx, minlength=len(self._action_ids)).max())
-        state, info, new_key = _update(
-            self._config, self._state, x, a, r, self._key, mask, rows_per_action=val.bucket(per_action)
-        )
+        rows, valid = _group_rows(len(self._action_ids), idx, val.bucket(per_action))
+        x = ctx.astype(np.float32, copy=False)[rows]
+        y = rew.astype(np.float32, copy=False)[rows]
+        state, info, new_key = _update(self._config, self._state, x, y, valid, self._key)
         info = core.UpdateInfo(*(np.asarray(v) for v in info))
         if not info.ok.all():
             bad = [self._action_ids[i] for i in np.flatnonzero(~info.ok)]

@@ -32,7 +32,16 @@ from bandits_jax.config import CmabConfig
 from bandits_jax.inference import fit
 from bandits_jax.strategy import ClassicBandit, Strategy
 
-__all__ = ["CmabConfig", "CmabState", "Prediction", "UpdateInfo", "init", "predict", "update"]
+__all__ = [
+    "CmabConfig",
+    "CmabState",
+    "Prediction",
+    "UpdateInfo",
+    "init",
+    "predict",
+    "update",
+    "update_grouped",
+]
 
 
 class CmabState(NamedTuple):
@@ -165,13 +174,30 @@ def update(
         The new state and an :class:`UpdateInfo`. Actions whose fit went non-finite keep their
         previous posterior and counters (``info.ok`` is False for them).
     """
-    n_actions = state.n_actions
     if mask is None:
         mask = jnp.ones(actions.shape, bool)
-    rows, valid = route(n_actions, actions, mask, rows_per_action or actions.shape[0])
+    rows, valid = route(state.n_actions, actions, mask, rows_per_action or actions.shape[0])
+    return update_grouped(config, state, context[rows], rewards[rows], valid, key)
+
+
+@partial(jax.jit, static_argnames=("config",))
+def update_grouped(
+    config: CmabConfig,
+    state: CmabState,
+    context: Float[Array, "n_actions rows_per_action n_features"],
+    rewards: Float[Array, "n_actions rows_per_action"],
+    valid: Bool[Array, "n_actions rows_per_action"],
+    key: PRNGKeyArray,
+) -> tuple[CmabState, UpdateInfo]:
+    """:func:`update` on rows already grouped by action: row ``j`` of action ``a`` is
+    ``context[a, j]`` with reward ``rewards[a, j]`` where ``valid[a, j]`` (valid rows first).
+
+    This is what :func:`update` runs after :func:`route`; the object API groups the rows with
+    NumPy instead, which keeps the sort and gathers out of the compiled program.
+    """
     dtype = jax.tree.leaves(state.loc)[0].dtype
-    x = context.astype(dtype)[rows]
-    y = rewards.astype(dtype)[rows]
+    x = context.astype(dtype)
+    y = rewards.astype(dtype)
     result = fit(config, state.loc, state.scale, x, y, valid, key)
     n_rows = valid.sum(axis=1).astype(jnp.int32)
     successes = jnp.round(jnp.where(valid, y, 0).sum(axis=1)).astype(jnp.int32)

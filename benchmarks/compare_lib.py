@@ -75,9 +75,10 @@ WORKLOADS: tuple[Workload, ...] = (
         warm_calls=0,
         pybandits_reference="tutorial update: first call (fresh process)",
     ),
-    _update("1000x10x5, 1000 steps, linear", 1000, 10, 5, 1000, None, quick_processes=1, quick_warm_calls=1),
+    # --quick: one process each, but 3 warm calls (a median, not one sample) where a target applies.
+    _update("1000x10x5, 1000 steps, linear", 1000, 10, 5, 1000, None, quick_processes=1, quick_warm_calls=3),
     _update(
-        "1000x10x5, 1000 steps, hidden [16]", 1000, 10, 5, 1000, [16], quick_processes=1, quick_warm_calls=1
+        "1000x10x5, 1000 steps, hidden [16]", 1000, 10, 5, 1000, [16], quick_processes=1, quick_warm_calls=3
     ),
     _update(
         "10000x10x5, 1000 steps, linear", 10_000, 10, 5, 1000, None, quick_processes=1, quick_warm_calls=1

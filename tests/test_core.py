@@ -186,3 +186,17 @@ def test_optimizer_settings_take_effect(getkey):
     new = core.update(sgd, core.init(sgd, 2), x, a, y, key)[0]
     moved = jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(new.loc)])
     assert float(jnp.linalg.norm(moved)) <= 2 * 0.5 + 1e-5  # two actions, each moved at most 0.5
+
+
+@pytest.mark.parametrize("n_actions, n_rows", [(1, 5), (3, 40), (7, 100)])
+def test_host_grouping_is_the_device_route(n_actions, n_rows):
+    from bandits_jax.cmab import _group_rows
+
+    actions = np.random.default_rng(n_rows).integers(0, n_actions, n_rows).astype(np.int32)
+    per_action = int(np.bincount(actions, minlength=n_actions).max())
+    rows, valid = _group_rows(n_actions, actions, per_action)
+    dev_rows, dev_valid = core.route(n_actions, jnp.asarray(actions), jnp.ones(n_rows, bool), per_action)
+    np.testing.assert_array_equal(valid, dev_valid)
+    np.testing.assert_array_equal(rows[valid], np.asarray(dev_rows)[valid])
+    for a in range(n_actions):  # each action's own rows, in batch order
+        np.testing.assert_array_equal(rows[a][valid[a]], np.flatnonzero(actions == a))

@@ -568,6 +568,8 @@ def main() -> None:
         }
         print("\n## Learning quality\n")
         print(lib.learning_table(regrets, setup))
+        print()
+        print(lib.paired_table(regrets))
     result["wall_s"] = time.perf_counter() - started
     log(f"done in {result['wall_s']:.0f} s")
     if args.json:

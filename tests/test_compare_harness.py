@@ -196,6 +196,22 @@ def test_learning_table_rows_columns_and_failures():
     assert "| uniform random | 62.0 ± 5.0 (n=3) | 40.0 ± 0.0 (n=3) |" in table
 
 
+def test_paired_table_differences_per_seed():
+    regrets = {
+        "logistic": {
+            "bandits_jax defaults": [10.0, 20.0, 30.0],
+            "PyBandits defaults": [12.0, 21.0, 33.0],
+            "bandits_jax matched": [1.0],
+            "PyBandits matched": [2.0],
+        },
+        "digits": {"bandits_jax defaults": [5.0, 5.0], "PyBandits defaults": "not run (--quick)"},
+    }
+    table = lib.paired_table(regrets)
+    half = lib.t_quantile_975(2) * statistics.stdev([-2.0, -1.0, -3.0]) / math.sqrt(3)
+    assert f"| bandits_jax defaults − PyBandits defaults | -2.0 ± {half:.1f} (n=3) | - |" in table
+    assert "| bandits_jax matched − PyBandits matched | - | - |" in table  # one seed: no interval
+
+
 def test_reusable_pybandits_takes_its_regrets_only_from_the_same_setup():
     setup = lib.LearningSetup(seeds=3, rounds=5, batch=50, num_steps=100)
     regrets = {env: {p: [float(i), 1.0, 2.0] for i, p in enumerate(lib.POLICIES)} for env in lib.ENVIRONMENTS}

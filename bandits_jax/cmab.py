@@ -44,13 +44,15 @@ def _update(config, state, x, y, valid, key):
     return state, info, key
 
 
-def _group_rows(n_actions: int, actions: np.ndarray, rows_per_action: int) -> tuple[np.ndarray, np.ndarray]:
+def _group_rows(n_actions: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """NumPy twin of :func:`bandits_jax.core.route` for a batch without padding: each action's row
-    indices ``(n_actions, rows_per_action)``, valid rows first, and the validity mask."""
+    indices ``(n_actions, rows_per_action)``, valid rows first, and the validity mask.
+    ``rows_per_action`` is a power-of-two bucket of the largest action's count, so a new batch in a
+    seen bucket compiles nothing."""
     order = np.argsort(actions, kind="stable")
     counts = np.bincount(actions, minlength=n_actions)
     starts = np.cumsum(counts) - counts
-    offsets = np.arange(rows_per_action)
+    offsets = np.arange(val.bucket(int(counts.max())))
     valid = offsets[None, :] < counts[:, None]
     rows = order[np.minimum(starts[:, None] + offsets[None, :], len(actions) - 1)]
     return rows, valid
@@ -313,10 +315,7 @@ class CmabBernoulli:
         rew = val.as_rewards(rewards)
         ctx = val.as_context(context, self.input_dim)
         val.check_lengths(actions=idx, rewards=rew, context=ctx)
-        # Rows grouped by action on the host, padded to a power-of-two bucket of the largest
-        # action's count: a new batch in a seen bucket compiles nothing.
-        per_action = int(np.bincount(idx, minlength=len(self._action_ids)).max())
-        rows, valid = _group_rows(len(self._action_ids), idx, val.bucket(per_action))
+        rows, valid = _group_rows(len(self._action_ids), idx)
         x = ctx.astype(np.float32, copy=False)[rows]
         y = rew.astype(np.float32, copy=False)[rows]
         state, info, new_key = _update(self._config, self._state, x, y, valid, self._key)

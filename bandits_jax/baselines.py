@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from bandits_jax.core import Prediction
+from bandits_jax.core import Prediction, prediction_from_logits
 from bandits_jax.strategy import ClassicBandit, Strategy
 
 __all__ = [
@@ -148,8 +148,7 @@ def predict(
     var = jnp.einsum("ni,aij,nj->na", x, state.cov, x)
     noise = jax.random.normal(draw_key, mean.shape, dtype)
     logits = mean + jnp.sqrt(jnp.maximum(var, 0.0)) * noise
-    probs = jax.nn.sigmoid(logits)
-    return Prediction(strategy(probs, strategy_key), probs, logits)
+    return prediction_from_logits(logits, strategy_key, strategy)
 
 
 def map_objective(w, mean0, precision0, x, y, weight):

@@ -121,8 +121,15 @@ def predict(
     logits = jax.vmap(lambda loc, scale, e: logits_from_noise(loc, scale, context, e))(
         state.loc, state.scale, eps
     ).T
+    return prediction_from_logits(logits, strategy_key, strategy)
+
+
+def prediction_from_logits(
+    logits: Float[Array, "n_rows n_actions"], key: PRNGKeyArray, strategy: Strategy
+) -> Prediction:
+    """The strategy's choice per row from sampled logits (shared by every Thompson policy)."""
     probs = jax.nn.sigmoid(logits)
-    return Prediction(strategy(probs, strategy_key), probs, logits)
+    return Prediction(strategy(probs, key), probs, logits)
 
 
 def route(

@@ -428,18 +428,11 @@ def paired_table(regrets: Mapping[str, Mapping[str, Sequence[float] | str]]) -> 
         cells = []
         for env in envs:
             va, vb = regrets[env].get(a), regrets[env].get(b)
-            if (
-                not isinstance(va, Sequence)
-                or not isinstance(vb, Sequence)
-                or isinstance(va, str)
-                or isinstance(vb, str)
-            ):
+            usable = all(isinstance(v, list | tuple) and len(v) >= 2 for v in (va, vb))
+            if not usable:  # missing, failed ("..." strings) or a single seed
                 cells.append("-")
                 continue
             diffs = [x - y for x, y in zip(va, vb)]
-            if len(diffs) < 2:
-                cells.append("-")
-                continue
             mean, half = mean_ci(diffs)
             cells.append(f"{mean:+.1f} ± {half:.1f} (n={len(diffs)})")
         lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")

@@ -1,7 +1,10 @@
-"""Validation of user input for the object API: every error names the argument it is about."""
+"""Validation of user input for the object API (every error names the argument it is about), and
+the conversion of its outputs to PyBandits' Python forms."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
@@ -120,3 +123,28 @@ def fine_bucket(n: int, bits: int = 4) -> int:
     is cheap and every padded row costs a forward pass."""
     shift = max(int(n - 1).bit_length() - bits, 0)
     return ((int(n) - 1 >> shift) + 1) << shift
+
+
+# ---------------------------------------------------------------------------------- output
+def row_dicts(ids: tuple, values: np.ndarray) -> list[dict]:
+    """``[{id: value}]`` per row, built from the columns (one ``tolist`` per action)."""
+    columns = values.T.tolist()
+    if len(ids) <= _LITERAL_MAX_ACTIONS:
+        return _literal_rows(len(ids))(*ids, columns)
+    return list(map(dict, map(zip, itertools.repeat(ids), zip(*columns))))
+
+
+# A dict display ``{k0: v0, k1: v1, ...}`` in a comprehension builds a row's dict in about 60% of
+# the time of ``dict(zip(ids, row))`` (3.5 ms against 5.8 ms for 10,000 rows x 5 actions), which
+# is most of the cost of PyBandits-style predictions. The source holds only argument names; the
+# action ids and values are passed in.
+_LITERAL_MAX_ACTIONS = 64
+
+
+@functools.cache
+def _literal_rows(n: int):
+    keys = [f"k{i}" for i in range(n)]
+    values = [f"v{i}" for i in range(n)]
+    row = ", ".join(f"{k}: {v}" for k, v in zip(keys, values))
+    source = f"lambda {', '.join(keys)}, columns: [{{{row}}} for ({', '.join(values)},) in zip(*columns)]"
+    return eval(source)  # noqa: S307 (generated from integers only)

@@ -149,7 +149,7 @@ class SmabBernoulli:
         """PyBandits' form: the chosen action ids and per sample ``{action_id: prob}``."""
         chosen, probs = self.predict_arrays(n_samples)
         ids = self._action_ids
-        return [ids[i] for i in chosen.tolist()], [dict(zip(ids, row)) for row in probs.tolist()]
+        return [ids[i] for i in chosen.tolist()], val.row_dicts(ids, probs)
 
     def update(self, actions, rewards) -> None:
         """Add the batch's successes and failures to each action's Beta posterior."""

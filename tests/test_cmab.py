@@ -233,8 +233,8 @@ def test_buckets_bound_padding():
 
 @pytest.mark.parametrize("n_actions", [1, 5, 64, 65])
 def test_row_dicts_equal_a_dict_per_row(n_actions):
-    from bandits_jax.cmab import _row_dicts
+    from bandits_jax._validation import row_dicts
 
     ids = tuple(f"a{i}" for i in range(n_actions - 1)) + (7,)  # any hashable id
     values = np.arange(3 * n_actions, dtype=np.float32).reshape(3, n_actions)
-    assert _row_dicts(ids, values) == [dict(zip(ids, row)) for row in values.tolist()]
+    assert row_dicts(ids, values) == [dict(zip(ids, row)) for row in values.tolist()]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -50,6 +51,16 @@ def _predict(state: SmabState, key: PRNGKeyArray, strategy: Strategy, n: int):
 
 
 predict = jax.jit(_predict, static_argnums=3)
+
+
+@partial(jax.jit, static_argnums=3)
+def _predict_advancing(state: SmabState, key: PRNGKeyArray, strategy: Strategy, n: int):
+    """:func:`predict` with the object API's key advance (``key, sub = split(key)``) compiled in,
+    as in :mod:`bandits_jax.cmab` (no separate compilation of the split)."""
+    key, sub = jax.random.split(key)
+    return _predict(state, sub, strategy, n), key
+
+
 predict.__doc__ = """Thompson sampling: ``predict(state, key, strategy, n)`` draws ``n`` rows of one
 Beta sample per action and lets the strategy pick per row. Returns ``(actions, probs)``."""
 
@@ -140,9 +151,9 @@ class SmabBernoulli:
             raise TypeError(f"n_samples must be a positive int, got {n_samples!r}")
         if n_samples < 1:
             raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
-        new_key, sub = jax.random.split(self._key)
-        chosen, probs = predict(self._state, sub, self._strategy, val.bucket(n_samples))
-        self._key = new_key
+        (chosen, probs), self._key = _predict_advancing(
+            self._state, self._key, self._strategy, val.bucket(n_samples)
+        )
         return np.asarray(chosen)[:n_samples], np.asarray(probs)[:n_samples]
 
     def predict(self, n_samples: int = 1) -> tuple[list, list[dict]]:

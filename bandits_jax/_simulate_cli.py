@@ -18,13 +18,20 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 SYNTHETIC = ("logistic", "nonlinear")
 DATASETS = ("digits", "wine", "iris", "breast_cancer")
 EXTRA_HINT = "pip install 'bandits_jax[sim]'"
+DEFAULT_ACTIONS, DEFAULT_FEATURES = 3, 4
+# jax.random.key takes a Python int that fits in int64 (without jax_enable_x64 only its low 32 bits
+# matter, so seeds that differ by a multiple of 2**32 give the same key).
+SEED_RANGE = (-(2**63), 2**63 - 1)
+REDUCE_HINT = "reduce --runs, --batch-size, --rounds, --num-steps or the --hidden widths"
 
 
 def _positive_int(text: str) -> int:
@@ -35,6 +42,39 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _seed(low: int, high: int):
+    """An argparse type: an integer seed in ``[low, high]``."""
+
+    def seed(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {text!r}")
+        return value
+
+    return seed
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """A host ``MemoryError`` or XLA's RESOURCE_EXHAUSTED / out-of-memory runtime error."""
+    if isinstance(err, MemoryError):
+        return True
+    import jax
+
+    text = str(err)
+    return isinstance(err, jax.errors.JaxRuntimeError) and (
+        "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+    )
+
+
+def out_of_memory_message(err: BaseException, hint: str = REDUCE_HINT) -> str:
+    """One line: XLA's first line (or the error's type) and what to reduce."""
+    detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    return f"out of memory ({detail}); {hint}"
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -77,7 +117,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="the model's hidden widths, e.g. 16 or 16,8 (default: none, Bayesian logistic regression)",
     )
     p.add_argument("--num-steps", type=_positive_int, default=100, help="SVI steps per update (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the environments and runs (default 0)")
+    p.add_argument(
+        "--seed",
+        type=_seed(*SEED_RANGE),
+        default=0,
+        help="seed of the environments and runs, from -2**63 to 2**63 - 1 (default 0)",
+    )
     p.add_argument(
         "--environment",
         default="logistic",
@@ -92,17 +137,73 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, status: int = 2) -> int:
     print(f"bandits-jax simulate: error: {message}", file=sys.stderr)
-    return 2
+    return status
+
+
+def _check_out(out: Path) -> str | None:
+    """None once ``out`` is a folder this process can write in (created if need be), else why not."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: exists and is not a folder"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"--out {out}: cannot create the folder ({err.strerror or err})"
+    try:
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".bandits-jax-probe-"):
+            pass
+    except OSError as err:
+        return f"--out {out}: cannot create files in the folder ({err.strerror or err})"
+    for name in ("results.json", "regret.png"):
+        if (out / name).exists() and not (out / name).is_file():
+            return f"--out {out}: {out / name} exists and is not a file"
+    return None
+
+
+def _memory_sizes(jax) -> tuple[int | None, int | None]:
+    """Bytes of the host's RAM and of the devices' memory together (None where unknown)."""
+    try:
+        host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        host = None
+    try:
+        stats = [d.memory_stats() for d in jax.devices()]
+    except Exception:  # a backend without memory statistics
+        stats = [None]
+    devices = sum(s["bytes_limit"] for s in stats) if all(s and s.get("bytes_limit") for s in stats) else None
+    return host, devices
+
+
+def _check_memory(args, n_actions: int, n_features: int, jax) -> str | None:
+    """None unless a lower bound of what the run must hold already exceeds the memory there is:
+    the results (int32 actions and rewards of 4 policies per run, round and row), which also come
+    back to the host, and each run's posterior (a float32 mean and scale per weight and action)."""
+    widths = (n_features, *args.hidden, 1)
+    n_weights = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    results = 32 * args.runs * args.rounds * args.batch_size
+    posterior = 8 * args.runs * n_actions * n_weights
+    host, devices = _memory_sizes(jax)
+    if devices is None:  # the CPU backend: the devices' memory is the host's
+        checks = [("the host's memory", host, results + posterior)]
+    else:
+        checks = [("the devices' memory", devices, results + posterior), ("the host's memory", host, results)]
+    for where, limit, need in checks:
+        if limit is not None and need > limit:
+            return (
+                f"--runs {args.runs} x --rounds {args.rounds} x --batch-size {args.batch_size} "
+                f"(hidden {list(args.hidden)}) needs at least {need / 2**30:.1f} GiB, more than "
+                f"{where} ({limit / 2**30:.1f} GiB); {REDUCE_HINT}"
+            )
+    return None
 
 
 def _build_env(args, jax):
     from bandits_jax import simulation
 
     if args.environment in SYNTHETIC:
-        n_actions = 3 if args.actions is None else args.actions
-        n_features = 4 if args.features is None else args.features
+        n_actions = DEFAULT_ACTIONS if args.actions is None else args.actions
+        n_features = DEFAULT_FEATURES if args.features is None else args.features
         make = simulation.LogisticEnv.random if args.environment == "logistic" else simulation.MLPEnv.random
         env_keys = jax.random.split(jax.random.fold_in(jax.random.key(args.seed), 1), args.runs)
         return jax.vmap(lambda k: make(n_features, n_actions, key=k))(env_keys), 0
@@ -118,33 +219,13 @@ def _build_env(args, jax):
     return env, None
 
 
-def run(args: argparse.Namespace) -> int:
-    if not args.no_plot and importlib.util.find_spec("matplotlib") is None:
-        return _fail(f"regret.png needs matplotlib, an optional extra: {EXTRA_HINT} (or pass --no-plot)")
-    if args.environment in DATASETS and importlib.util.find_spec("sklearn") is None:
-        return _fail(
-            f"the {args.environment!r} environment needs scikit-learn, an optional extra: {EXTRA_HINT}"
-        )
-
-    import jax
-    import numpy as np
+def _sweep(args, config, env, env_axis, jax):
+    """The vectorised sweep with a progress bar; (results on the host, wall seconds)."""
     from tqdm.auto import tqdm
 
-    import bandits_jax
     from bandits_jax import simulation
-    from bandits_jax.config import CmabConfig
 
-    try:
-        env, env_axis = _build_env(args, jax)
-    except ValueError as err:
-        return _fail(str(err))
-    config = CmabConfig(n_features=env.n_features, hidden_dim_list=args.hidden, num_steps=args.num_steps)
     keys = jax.random.split(jax.random.fold_in(jax.random.key(args.seed), 0), args.runs)
-    print(
-        f"simulate: {args.runs} runs x {args.rounds} rounds x {args.batch_size} rows, "
-        f"{env.n_actions} actions, {env.n_features} features, hidden {list(args.hidden)}, "
-        f"{args.num_steps} SVI steps, environment {args.environment!r}, {jax.device_count()} device(s)"
-    )
     with tqdm(
         total=args.rounds, unit="round", desc="simulate", disable=args.no_progress, file=sys.stderr
     ) as bar:
@@ -167,7 +248,58 @@ def run(args: argparse.Namespace) -> int:
             callback=progress,
         )
         out = jax.device_get(out)
-        wall = time.perf_counter() - start
+        return out, time.perf_counter() - start
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.no_plot and importlib.util.find_spec("matplotlib") is None:
+        return _fail(f"regret.png needs matplotlib, an optional extra: {EXTRA_HINT} (or pass --no-plot)")
+    if args.environment in DATASETS and importlib.util.find_spec("sklearn") is None:
+        return _fail(
+            f"the {args.environment!r} environment needs scikit-learn, an optional extra: {EXTRA_HINT}"
+        )
+
+    # Before anything expensive: a bad --out would otherwise only show once the sweep is done.
+    why = _check_out(args.out)
+    if why is not None:
+        return _fail(why)
+
+    import jax
+    import numpy as np
+
+    import bandits_jax
+    from bandits_jax import simulation
+    from bandits_jax.config import CmabConfig
+
+    if args.environment in SYNTHETIC:  # sizes known before the per-run environments are built
+        n_actions = DEFAULT_ACTIONS if args.actions is None else args.actions
+        n_features = DEFAULT_FEATURES if args.features is None else args.features
+        why = _check_memory(args, n_actions, n_features, jax)
+        if why is not None:
+            return _fail(why)
+    try:
+        env, env_axis = _build_env(args, jax)
+    except ValueError as err:
+        return _fail(str(err))
+    except (MemoryError, jax.errors.JaxRuntimeError) as err:
+        if not is_out_of_memory(err):
+            raise
+        return _fail(out_of_memory_message(err), status=1)
+    why = _check_memory(args, env.n_actions, env.n_features, jax)
+    if why is not None:
+        return _fail(why)
+    config = CmabConfig(n_features=env.n_features, hidden_dim_list=args.hidden, num_steps=args.num_steps)
+    print(
+        f"simulate: {args.runs} runs x {args.rounds} rounds x {args.batch_size} rows, "
+        f"{env.n_actions} actions, {env.n_features} features, hidden {list(args.hidden)}, "
+        f"{args.num_steps} SVI steps, environment {args.environment!r}, {jax.device_count()} device(s)"
+    )
+    try:
+        out, wall = _sweep(args, config, env, env_axis, jax)
+    except (MemoryError, jax.errors.JaxRuntimeError) as err:
+        if not is_out_of_memory(err):
+            raise
+        return _fail(out_of_memory_message(err), status=1)
 
     def rows(x) -> list:
         return np.asarray(x, np.float64).tolist()
@@ -202,9 +334,12 @@ def run(args: argparse.Namespace) -> int:
         "jax_version": jax.__version__,
         "bandits_jax_version": bandits_jax.__version__,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / "results.json"
-    json_path.write_text(json.dumps(results, indent=1))
+    try:  # checked before the sweep; this catches what changed since (a full disk, a removed folder)
+        args.out.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=1))
+    except OSError as err:
+        return _fail(f"--out {args.out}: cannot write {json_path} ({err.strerror or err})", status=1)
 
     print(f"{'policy':<8} {'final cumulative regret (mean +- sd over runs)':>48}  {'reward rate':>11}")
     for name in ("policy", "random", "smab", "oracle"):

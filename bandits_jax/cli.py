@@ -10,10 +10,21 @@ import time
 import numpy as np
 
 from bandits_jax import _simulate_cli
-from bandits_jax._simulate_cli import _positive_int
+from bandits_jax._simulate_cli import SEED_RANGE, _positive_int, _seed
 
 
 def _demo(args: argparse.Namespace) -> int:
+    try:
+        return _run_demo(args)
+    except (MemoryError, RuntimeError) as err:  # jax.errors.JaxRuntimeError is a RuntimeError
+        if not _simulate_cli.is_out_of_memory(err):
+            raise
+        hint = "reduce --batch-size, --actions, --features or --num-steps"
+        print(f"bandits-jax demo: error: {_simulate_cli.out_of_memory_message(err, hint)}", file=sys.stderr)
+        return 1
+
+
+def _run_demo(args: argparse.Namespace) -> int:
     from bandits_jax.cmab import CmabBernoulli
 
     rng = np.random.default_rng(args.seed)
@@ -49,8 +60,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad option in one line, ``PROG: error: ...``, as the commands' own checks do
+    (argparse's default prints the usage block first); subcommand parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bandits-jax", description=__doc__)
+    parser = _Parser(prog="bandits-jax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="cold start, a few rounds of predict/update on a synthetic problem")
     demo.add_argument("--rounds", type=_positive_int, default=8)
@@ -58,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--actions", type=_positive_int, default=3)
     demo.add_argument("--features", type=_positive_int, default=4)
     demo.add_argument("--num-steps", type=_positive_int, default=300)
-    demo.add_argument("--seed", type=int, default=0)
+    # NumPy's default_rng takes no negative seed, jax.random.key none beyond int64.
+    demo.add_argument("--seed", type=_seed(0, SEED_RANGE[1]), default=0)
     demo.set_defaults(func=_demo)
     _simulate_cli.add_parser(sub)
     return parser

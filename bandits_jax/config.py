@@ -7,11 +7,16 @@ two models with equal configurations share their compiled code.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import math
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 from bandits_jax.bnn import ACTIVATIONS
@@ -43,6 +48,18 @@ class CmabConfig:
             tutorial's data: scales 3x the converged ones at 0.05, 2x at 0.1), while larger ones
             make the final iterate noisy. PyBandits' 0.001 barely moves the posterior.
         num_particles=1, batch_size=None (full batch), gradient_clip_norm=None, optimizer "adam".
+
+    Construction validates everything, the optimizer included: ``optax.<optimizer_type>`` is built
+    with ``learning_rate=step_size`` and ``optimizer_kwargs`` (see :func:`optimizer`) and its
+    ``init``/``update`` are traced with :func:`jax.eval_shape` on the fit's ``(2, n_weights)``
+    parameter array (no compilation); the updates must keep that shape and dtype. A bad optimizer is
+    refused here, naming ``update_kwargs['optimizer_type']`` or the offending
+    ``update_kwargs['optimizer_kwargs'][key]``, not at the first update.
+
+    NumPy scalars become Python ``int``/``float``/``bool`` (also inside ``optimizer_kwargs``, whose
+    lists become tuples and which is stored sorted by key), so every configuration is hashable,
+    saves as JSON, and equals the one built from plain Python values. ``optimizer_kwargs`` values
+    must therefore be JSON data: numbers, strings, bools, None, or lists/tuples of those.
     """
 
     n_features: int
@@ -62,6 +79,16 @@ class CmabConfig:
     gradient_clip_norm: float | None = None
 
     def __post_init__(self):
+        # NumPy scalars -> Python scalars first: hashing, equality and JSON then see plain values.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "optimizer_kwargs":
+                value = _plain_optimizer_kwargs(value)
+            elif field.name == "hidden_dim_list" and isinstance(value, tuple):
+                value = tuple(_plain_scalar(w) for w in value)
+            else:
+                value = _plain_scalar(value)
+            object.__setattr__(self, field.name, value)
         _check_positive_int("n_features", self.n_features)
         if not isinstance(self.hidden_dim_list, tuple):
             raise TypeError(f"hidden_dim_list must be a tuple here, got {self.hidden_dim_list!r}")
@@ -78,16 +105,12 @@ class CmabConfig:
         _check_finite("dist_params_init['nu']", self.nu, positive=True)
         _check_positive_int("update_kwargs['num_steps']", self.num_steps)
         _check_finite("update_kwargs['optimizer_kwargs']['step_size']", self.step_size, positive=True)
-        if not hasattr(optax, self.optimizer_type) or not callable(getattr(optax, self.optimizer_type)):
-            raise ValueError(
-                f"update_kwargs['optimizer_type'] must name an optax optimizer such as 'adam', "
-                f"got {self.optimizer_type!r}"
-            )
         if self.batch_size is not None:
             _check_positive_int("update_kwargs['batch_size']", self.batch_size)
         _check_positive_int("update_kwargs['num_particles']", self.num_particles)
         if self.gradient_clip_norm is not None:
             _check_finite("update_kwargs['gradient_clip_norm']", self.gradient_clip_norm, positive=True)
+        _check_optimizer(self)
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -177,8 +200,11 @@ def _parse_update_kwargs(update_kwargs: Mapping[str, Any] | None) -> dict[str, A
     if "step_size" in opt_kwargs:
         out["step_size"] = opt_kwargs.pop("step_size")
     if "learning_rate" in opt_kwargs:
-        raise ValueError("update_kwargs['optimizer_kwargs'] takes 'step_size', not 'learning_rate'")
-    out["optimizer_kwargs"] = tuple(sorted(opt_kwargs.items()))
+        raise ValueError(
+            "update_kwargs['optimizer_kwargs']['learning_rate'] is not a key here: the learning rate "
+            "is update_kwargs['optimizer_kwargs']['step_size']"
+        )
+    out["optimizer_kwargs"] = opt_kwargs  # CmabConfig normalises it to sorted (key, value) pairs
     return out
 
 
@@ -194,3 +220,188 @@ def _check_finite(name: str, value: Any, positive: bool = False) -> None:
         raise TypeError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value) or (positive and value <= 0):
         raise ValueError(f"{name} must be a finite{' positive' if positive else ''} number, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------- optimizer
+
+
+def optimizer(config: CmabConfig) -> optax.GradientTransformation:
+    """The SVI's optimizer: ``optax.<optimizer_type>(learning_rate=step_size, **optimizer_kwargs)``,
+    preceded by ``optax.clip_by_global_norm(gradient_clip_norm)`` when that is set."""
+    factory = getattr(optax, config.optimizer_type)
+    return _build_optimizer(factory, config.step_size, config.optimizer_kwargs, config.gradient_clip_norm)
+
+
+def _build_optimizer(factory, step_size, kwargs, clip) -> optax.GradientTransformation:
+    opt = factory(learning_rate=step_size, **dict(kwargs))
+    if clip is not None and isinstance(opt, optax.GradientTransformation):
+        opt = optax.chain(optax.clip_by_global_norm(clip), opt)
+    return opt
+
+
+_TYPE_KEY = "update_kwargs['optimizer_type']"
+_KWARGS_KEY = "update_kwargs['optimizer_kwargs']"
+_EXPECTED_TYPE = (
+    "the name of an optax optimizer factory that takes a learning_rate and returns an "
+    "optax.GradientTransformation, such as 'adam', 'adamw' or 'sgd'"
+)
+
+
+def _check_optimizer(config: CmabConfig) -> None:
+    """Refuse an optimizer that cannot run the fit, naming the setting to blame (see CmabConfig)."""
+    name = config.optimizer_type
+    if not isinstance(name, str):
+        raise TypeError(f"{_TYPE_KEY} must be {_EXPECTED_TYPE}, got {name!r}")
+    factory = None if name.startswith("_") else getattr(optax, name, None)
+    try:
+        parameters = inspect.signature(factory).parameters if callable(factory) else {}
+    except (TypeError, ValueError):  # no introspectable signature
+        parameters = {}
+    var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    if "learning_rate" not in parameters and not var_keyword:
+        raise ValueError(f"{_TYPE_KEY} must be {_EXPECTED_TYPE}, got {name!r}")
+    kwargs = dict(config.optimizer_kwargs)
+    if not var_keyword:
+        accepted = [
+            k
+            for k, p in parameters.items()
+            if k != "learning_rate"
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        ]
+        for key in kwargs:
+            if key not in accepted:
+                raise ValueError(
+                    f"{_KWARGS_KEY}[{key!r}] is not an argument of optax.{name}; expected some of "
+                    f"{accepted} (and 'step_size', the learning rate)"
+                )
+    widths = config.widths
+    n_weights = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
+    dtype = jnp.result_type(float)  # the default float: float64 under jax_enable_x64
+    probe = functools.partial(
+        _probe, factory, config.step_size, clip=config.gradient_clip_norm, n=n_weights, dtype=dtype
+    )
+    error = probe(config.optimizer_kwargs)
+    if error is None:
+        return
+    # Blame the key that fails on its own (with the factory's required arguments, if any).
+    required = tuple(
+        (k, v)
+        for k, v in config.optimizer_kwargs
+        if k in parameters and parameters[k].default is inspect.Parameter.empty
+    )
+    if probe(required) is None:
+        for key, value in config.optimizer_kwargs:
+            if (key, value) in required:
+                continue
+            alone = probe(tuple(sorted((*required, (key, value)))))
+            if alone is not None:
+                raise alone[0](
+                    f"{_KWARGS_KEY}[{key!r}] = {value!r} does not work with optax.{name}: {alone[1]}"
+                ) from None
+    if kwargs:
+        raise error[0](
+            f"{_KWARGS_KEY} {kwargs!r} does not work with optax.{name} (no single key is to blame): {error[1]}"
+        ) from None
+    raise error[0](f"{_TYPE_KEY} must be {_EXPECTED_TYPE}; optax.{name} does not work: {error[1]}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _probe(factory, step_size, kwargs, clip, n, dtype) -> tuple[type, str] | None:
+    """None if the optimizer works on a ``(2, n)`` parameter array of ``dtype``, else the error type
+    to raise and what went wrong. Traced with ``jax.eval_shape``: nothing is compiled or run."""
+    try:
+        opt = _build_optimizer(factory, step_size, kwargs, clip)
+    except Exception as err:  # whatever the factory raises on these arguments
+        return _error(err, "building it raised")
+    if not isinstance(opt, optax.GradientTransformation):
+        return ValueError, f"it returned {type(opt).__name__}, not an optax.GradientTransformation"
+    params = jax.ShapeDtypeStruct((2, n), dtype)
+
+    def step(p):
+        return opt.update(p, opt.init(p), p)[0]
+
+    try:
+        updates = jax.eval_shape(step, params)
+    except Exception as err:  # whatever init/update raise while tracing
+        return _error(err, "its init/update(grads, state, params) raised")
+    if not (isinstance(updates, jax.ShapeDtypeStruct) and updates.shape == params.shape):
+        return ValueError, (
+            f"its updates of a {params.shape} {params.dtype} parameter array are {updates}, "
+            "not an array of that shape"
+        )
+    if updates.dtype != params.dtype:
+        return TypeError, f"its updates of {params.dtype} parameters are {updates.dtype}"
+    return None
+
+
+def _error(err: Exception, what: str) -> tuple[type, str]:
+    message = str(err).strip().splitlines()
+    message = message[0] if message else ""
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return (
+        TypeError if isinstance(err, TypeError) else ValueError
+    ), f"{what} {type(err).__name__}: {message}"
+
+
+# ----------------------------------------------------------------------- plain Python values
+
+
+def _plain_scalar(value: Any) -> Any:
+    """A NumPy scalar as the Python scalar it holds (np.bool_ -> bool, np.int64 -> int, ...)."""
+    if isinstance(value, np.generic) and isinstance(value, (np.bool_, np.number, np.str_)):
+        return value.item()
+    return value
+
+
+def _plain_optimizer_kwargs(value: Any) -> tuple[tuple[str, Any], ...]:
+    """``optimizer_kwargs`` (a dict or ``(key, value)`` pairs) as sorted pairs of JSON data."""
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, (tuple, list)) and all(
+        isinstance(p, (tuple, list)) and len(p) == 2 for p in value
+    ):
+        pairs = [tuple(p) for p in value]
+    else:
+        raise TypeError(f"{_KWARGS_KEY} must be a dict, got {value!r}")
+    out = {}
+    for key, v in pairs:
+        key = _plain_scalar(key)
+        if not isinstance(key, str):
+            raise TypeError(f"{_KWARGS_KEY} keys must be strings, got {key!r}")
+        if key in out:
+            raise ValueError(f"{_KWARGS_KEY}[{key!r}] is given twice")
+        if key in ("step_size", "learning_rate"):
+            raise ValueError(
+                f"{_KWARGS_KEY}[{key!r}] is not an optimizer keyword here: the learning rate is the "
+                "config's step_size field"
+            )
+        out[key] = _plain_kwarg(key, v)
+    return tuple(sorted(out.items()))
+
+
+def _plain_kwarg(key: str, value: Any) -> Any:
+    """One optimizer keyword's value as hashable JSON data: NumPy scalars to Python, lists to tuples."""
+    value = _plain_scalar(value)
+    if value is None:
+        return None
+    if isinstance(value, np.dtype):  # e.g. adam's mu_dtype: optax takes the name as well
+        return value.name
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{_KWARGS_KEY}[{key!r}] must be finite (the config is saved as JSON), got {value!r}"
+            )
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain_kwarg(key, v) for v in value)
+    raise TypeError(
+        f"{_KWARGS_KEY}[{key!r}] must be a number, string, bool, None or a list of those (the config "
+        f"is hashed and saved as JSON), got {type(value).__name__} {value!r}"
+    )

@@ -26,6 +26,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 from numpyro.distributions.kl import kl_divergence
 
 from bandits_jax import _random
+from bandits_jax import config as config_module
 from bandits_jax.bnn import MLP
 from bandits_jax.config import CmabConfig
 
@@ -46,11 +47,9 @@ def _prior(config: CmabConfig, loc: Array, scale: Array) -> dist.Distribution:
 
 
 def _optimizer(config: CmabConfig) -> optax.GradientTransformation:
-    kwargs = dict(config.optimizer_kwargs)
-    opt = getattr(optax, config.optimizer_type)(learning_rate=config.step_size, **kwargs)
-    if config.gradient_clip_norm is not None:
-        opt = optax.chain(optax.clip_by_global_norm(config.gradient_clip_norm), opt)
-    return opt
+    """The fit's optimizer, built by :func:`bandits_jax.config.optimizer` (the same construction
+    that :class:`CmabConfig` checks with ``jax.eval_shape`` when it is made)."""
+    return config_module.optimizer(config)
 
 
 def _neg_elbo(

@@ -23,7 +23,21 @@ Two containers carry it:
 
 Loading checks the format, the version, the class and the checksum before building anything, and
 builds the model only when every part is valid: a truncated or corrupt input raises
-:class:`ModelFormatError` (a ``ValueError``) and loads nothing.
+:class:`ModelFormatError` (a ``ValueError``) naming what is wrong, and loads nothing. The content
+is not trusted either, as a hand-edited input can carry a valid checksum:
+
+- sizes before data: the manifest must match, name for name and shape for shape, the model that
+  the header's config describes (computed abstractly with ``jax.eval_shape``, so a config of any
+  size allocates nothing); a file member whose declared size exceeds what the manifest implies
+  (plus a small ``.npy`` preamble), a header member above :data:`_MAX_HEADER_BYTES` and a base64
+  string of another length than its array's are refused before anything is inflated or decoded;
+- values before building: every float array finite, every posterior ``scale`` > 0, every count
+  >= 0, action ids unique str or int, the key data of the shape and dtype of its ``key_impl``.
+
+Saving writes to ``.{name}.{pid}.{random}.bandits-jax-tmp`` next to the target. A save first
+removes the temporaries of the same target left by writers that no longer run (killed mid-save);
+a live writer's temporary is never touched, so concurrent saves to one path all succeed. Saving
+through a symbolic link writes the link's target and keeps the link.
 """
 
 from __future__ import annotations
@@ -31,13 +45,17 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import json
+import math
 import numbers
 import os
+import re
 import tempfile
-from typing import Any
+import zipfile
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +73,10 @@ FORMAT = "bandits_jax.model"
 FORMAT_VERSION = 1
 _ZIP_MAGIC = b"PK\x03\x04"
 _KEY_ARRAY = "key"
+_MAX_HEADER_BYTES = 16 << 20  # the JSON header of a file; a real one is a few kB per 100 actions
+_NPY_PREAMBLE_BYTES = 4096  # what a .npy member may hold besides its data (magic and header)
+_TMP_SUFFIX = ".bandits-jax-tmp"
+_TMP_MIDDLE = re.compile(r"([0-9]+)\.[a-z0-9_]+")  # "{pid}.{random}", random as tempfile makes it
 
 
 class ModelFormatError(ValueError):
@@ -81,17 +103,18 @@ def load(cls: type, path: str | os.PathLike):
     with _reading(repr(target)):
         if not data.startswith(_ZIP_MAGIC):
             raise ModelFormatError("not a bandits_jax model file (no .npz archive)")
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            names = set(archive.files)
-            if "header" not in names:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = _members(archive)
+            if "header" not in members:
                 raise ModelFormatError("the archive has no 'header'")
-            header = _parse_header(archive["header"].tobytes())
+            header = _parse_header(_read_member(archive, members["header"], None).tobytes())
             _check_identity(cls, header)
-            expected = {"header"} | {f"arr_{i}" for i in range(len(header["arrays"]))}
-            if names != expected:
-                raise ModelFormatError(f"the archive holds {sorted(names)}, expected {sorted(expected)}")
-            arrays = [archive[f"arr_{i}"] for i in range(len(header["arrays"]))]
-        return _decode(cls, header, arrays)
+            plan = _plan(cls, header)
+            expected = {"header"} | {f"arr_{i}" for i in range(len(plan.specs))}
+            if set(members) != expected:
+                raise ModelFormatError(f"the archive holds {sorted(members)}, expected {sorted(expected)}")
+            arrays = [_read_member(archive, members[f"arr_{i}"], s) for i, s in enumerate(plan.specs)]
+        return _decode(cls, header, arrays, plan)
 
 
 def get_state(model: CmabBernoulli | SmabBernoulli) -> tuple[str, str]:
@@ -115,14 +138,11 @@ def from_state(cls: type, state: str | bytes | tuple[str, str]):
         header = _parse_header(state)
         _check_identity(cls, header)
         data = header.pop("data", None)
-        if not isinstance(data, list) or len(data) != len(header["arrays"]):
+        plan = _plan(cls, header)
+        if not isinstance(data, list) or len(data) != len(plan.specs):
             raise ModelFormatError("'data' must list one base64 string per array of the manifest")
-        arrays = []
-        for spec, text in zip(header["arrays"], data):
-            raw = base64.b64decode(text, validate=True)
-            dtype = _dtype(spec["dtype"])
-            arrays.append(np.frombuffer(raw, dtype).reshape(spec["shape"]).copy())
-        return _decode(cls, header, arrays)
+        arrays = [_from_base64(spec, text) for spec, text in zip(plan.specs, data)]
+        return _decode(cls, header, arrays, plan)
 
 
 @contextlib.contextmanager
@@ -226,7 +246,7 @@ def _json_bytes(obj: Any) -> bytes:
 
 # ---------------------------------------------------------------------------------- decode
 def _parse_header(raw: str | bytes) -> dict:
-    header = json.loads(raw)
+    header = json.loads(raw, parse_constant=_refuse_constant)
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFormatError(f"not a bandits_jax model (no format {FORMAT!r} in the header)")
     version = header.get("format_version")
@@ -240,6 +260,10 @@ def _parse_header(raw: str | bytes) -> dict:
     return header
 
 
+def _refuse_constant(name: str):
+    raise ModelFormatError(f"the header holds {name}, which bandits_jax never writes")
+
+
 def _check_identity(cls: type, header: dict) -> None:
     if header.get("class") != cls.__name__:
         raise ModelFormatError(
@@ -250,52 +274,183 @@ def _check_identity(cls: type, header: dict) -> None:
         raise ModelFormatError("the header has no manifest of arrays")
 
 
-def _decode(cls: type, header: dict, arrays: list[np.ndarray]):
-    """Build the model only after every part has been checked."""
-    manifest = header["arrays"]
-    for spec, a in zip(manifest, arrays, strict=True):
-        if a.dtype != _dtype(spec["dtype"]) or list(a.shape) != list(spec["shape"]):
-            raise ModelFormatError(f"array {spec['name']!r} is {a.dtype}{list(a.shape)}, header says {spec}")
-    if _digest(header, arrays) != header.get("sha256"):
-        raise ModelFormatError("checksum mismatch: the data is corrupt")
+class _Spec(NamedTuple):
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
 
-    action_ids = tuple(header["action_ids"])
-    if not action_ids or len(set(action_ids)) != len(action_ids):
-        raise ModelFormatError("action_ids must be unique and non-empty")
+    @property
+    def nbytes(self) -> int:
+        return self.dtype.itemsize * math.prod(self.shape)
+
+
+class _Plan(NamedTuple):
+    """What the arrays must be, known from the header alone."""
+
+    specs: list[_Spec]
+    action_ids: tuple
+    config: CmabConfig | None
+    treedef: Any
+    scales: frozenset[int]  # indices of the posterior scale leaves
+
+
+def _plan(cls: type, header: dict) -> _Plan:
+    """Check the manifest against the model that the header describes, before reading any array.
+
+    The model's skeleton comes from ``jax.eval_shape``: a config of any size allocates nothing.
+    """
+    specs = [_spec(entry) for entry in header["arrays"]]
+    action_ids = _action_ids_from_json(header.get("action_ids"))
     if issubclass(cls, CmabBernoulli):
-        config = _config_from_json(header["config"])
-        skeleton = core.init(config, len(action_ids))
+        config = _config_from_json(header.get("config"))
+        skeleton = jax.eval_shape(functools.partial(core.init, config, len(action_ids)))
     else:
         config = None
-        skeleton = smab.init(len(action_ids))
-    paths, treedef = jax.tree_util.tree_flatten_with_path(skeleton)
-    expected = [jax.tree_util.keystr(p) for p, _ in paths] + [_KEY_ARRAY]
-    if [spec["name"] for spec in manifest] != expected:
-        raise ModelFormatError(
-            f"the arrays {[s['name'] for s in manifest]} do not match the model's {expected}"
-        )
-    for (_, leaf), a, spec in zip(paths, arrays, manifest):
-        if leaf.shape != a.shape:
+        skeleton = jax.eval_shape(functools.partial(smab.init, len(action_ids)))
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(skeleton)
+    expected = [jax.tree_util.keystr(p) for p, _ in leaves] + [_KEY_ARRAY]
+    if [spec.name for spec in specs] != expected:
+        raise ModelFormatError(f"the arrays {[s.name for s in specs]} do not match the model's {expected}")
+    for spec, (_, leaf) in zip(specs, leaves):
+        if spec.shape != tuple(leaf.shape):
             raise ModelFormatError(
-                f"array {spec['name']!r} has shape {a.shape}, the model needs {leaf.shape}"
+                f"array {spec.name!r} has shape {list(spec.shape)} in the manifest; the model that "
+                f"its config describes needs {list(leaf.shape)}"
             )
-        if jax.dtypes.canonicalize_dtype(a.dtype) != a.dtype:
+        if spec.dtype.kind != np.dtype(leaf.dtype).kind:
+            raise ModelFormatError(f"array {spec.name!r} is {spec.dtype}, the model needs {leaf.dtype}")
+        if jax.dtypes.canonicalize_dtype(spec.dtype) != spec.dtype:
             raise ModelFormatError(
-                f"array {spec['name']!r} was saved as {a.dtype}, which JAX cannot hold exactly here; "
+                f"array {spec.name!r} was saved as {spec.dtype}, which JAX cannot hold exactly here; "
                 "enable it first with jax.config.update('jax_enable_x64', True)"
             )
-    state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(a) for a in arrays[:-1]])
-    counts = header["counts"]
-    if counts != {
-        "n_successes": arrays[expected.index(".n_successes")].tolist(),
-        "n_failures": arrays[expected.index(".n_failures")].tolist(),
+    key_impl = header.get("key_impl")
+    try:
+        key = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0, impl=key_impl)))
+    except (TypeError, ValueError, KeyError):
+        raise ModelFormatError(f"key_impl {key_impl!r} is no PRNG implementation of this JAX") from None
+    if (specs[-1].dtype, specs[-1].shape) != (np.dtype(key.dtype), tuple(key.shape)):
+        raise ModelFormatError(
+            f"the key data is {specs[-1].dtype}{list(specs[-1].shape)}, key_impl {key_impl!r} "
+            f"needs {np.dtype(key.dtype)}{list(key.shape)}"
+        )
+    scales = frozenset(i for i, (p, _) in enumerate(leaves) if getattr(p[0], "name", None) == "scale")
+    return _Plan(specs, action_ids, config, treedef, scales)
+
+
+def _spec(entry) -> _Spec:
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise ModelFormatError(f"manifest entries must name their array, got {entry!r}")
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
+        raise ModelFormatError(f"array {entry['name']!r} has no valid shape in the manifest: {shape!r}")
+    if not isinstance(entry.get("dtype"), str):
+        raise ModelFormatError(f"array {entry['name']!r} has no dtype in the manifest")
+    return _Spec(entry["name"], _dtype(entry["dtype"]), tuple(shape))
+
+
+def _action_ids_from_json(ids) -> tuple:
+    if not isinstance(ids, list) or not ids:
+        raise ModelFormatError(f"action_ids must be a non-empty list, got {ids!r}")
+    for aid in ids:
+        if not isinstance(aid, str) and (isinstance(aid, bool) or not isinstance(aid, int)):
+            raise ModelFormatError(f"action_ids must be str or int, got {aid!r}")
+    if len(set(ids)) != len(ids):
+        raise ModelFormatError("action_ids must be unique and non-empty")
+    return tuple(ids)
+
+
+def _members(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    members = {}
+    for info in archive.infolist():
+        name = info.filename.removesuffix(".npy")
+        if name in members:
+            raise ModelFormatError(f"the archive holds {name!r} twice")
+        members[name] = info
+    return members
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, spec: _Spec | None) -> np.ndarray:
+    """One ``.npy`` member (``spec=None``: the header), sizes checked before a byte is inflated."""
+    name = repr(info.filename.removesuffix(".npy"))
+    if spec is not None:
+        name += f" ({spec.name})"
+    limit = _MAX_HEADER_BYTES if spec is None else spec.nbytes
+    if info.file_size > limit + _NPY_PREAMBLE_BYTES:
+        raise ModelFormatError(
+            f"member {name} declares {info.file_size} bytes, more than the {limit + _NPY_PREAMBLE_BYTES} "
+            f"allowed for {'a header' if spec is None else 'its manifest entry'}"
+        )
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ModelFormatError(f"member {name} is .npy version {version}, not 1.0 or 2.0")
+        read_header = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
+        shape, fortran_order, dtype = read_header(f, max_header_size=_NPY_PREAMBLE_BYTES)
+        if spec is None:  # the header: JSON bytes, a length that only the member itself tells
+            if dtype != np.uint8 or len(shape) != 1 or shape[0] > limit:
+                raise ModelFormatError(f"member {name} holds {dtype}{list(shape)}, not up to {limit} bytes")
+            spec = _Spec(name, dtype, tuple(shape))
+        elif (dtype, tuple(shape)) != (spec.dtype, spec.shape):
+            raise ModelFormatError(
+                f"member {name} holds {dtype}{list(shape)}, the manifest says {spec.dtype}{list(spec.shape)}"
+            )
+        raw = f.read(spec.nbytes)
+        if len(raw) != spec.nbytes or f.read(1):
+            raise ModelFormatError(f"member {name} does not hold exactly {spec.nbytes} bytes of data")
+    return np.frombuffer(raw, dtype).reshape(shape, order="F" if fortran_order else "C").copy()
+
+
+def _from_base64(spec: _Spec, text) -> np.ndarray:
+    """One array of a state string, its length checked before decoding."""
+    length = 4 * -(-spec.nbytes // 3)
+    if not isinstance(text, str) or len(text) != length:
+        got = f"{len(text)} characters" if isinstance(text, str) else type(text).__name__
+        raise ModelFormatError(
+            f"array {spec.name!r} must be {length} characters of base64 ({spec.nbytes} bytes), got {got}"
+        )
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) != spec.nbytes:
+        raise ModelFormatError(f"array {spec.name!r} decodes to {len(raw)} bytes, not {spec.nbytes}")
+    return np.frombuffer(raw, spec.dtype).reshape(spec.shape).copy()
+
+
+def _check_values(plan: _Plan, arrays: list[np.ndarray]) -> None:
+    """Finite floats, scales > 0, counts >= 0: what a hand edit with a new checksum may break."""
+    for i, (spec, a) in enumerate(zip(plan.specs[:-1], arrays)):
+        if a.dtype.kind == "f":
+            if not np.isfinite(a).all():
+                raise ModelFormatError(f"array {spec.name!r} holds values that are not finite")
+            if i in plan.scales and not (a > 0).all():
+                raise ModelFormatError(f"array {spec.name!r} holds posterior scales that are not > 0")
+        elif not (a >= 0).all():
+            raise ModelFormatError(f"array {spec.name!r} holds counts that are not >= 0")
+
+
+def _decode(cls: type, header: dict, arrays: list[np.ndarray], plan: _Plan):
+    """Build the model only after every part has been checked."""
+    for spec, a in zip(plan.specs, arrays, strict=True):
+        if (a.dtype, a.shape) != (spec.dtype, spec.shape):
+            raise ModelFormatError(
+                f"array {spec.name!r} is {a.dtype}{list(a.shape)}, the manifest says {spec}"
+            )
+    if _digest(header, arrays) != header.get("sha256"):
+        raise ModelFormatError("checksum mismatch: the data is corrupt")
+    _check_values(plan, arrays)
+    names = [spec.name for spec in plan.specs]
+    if header.get("counts") != {
+        "n_successes": arrays[names.index(".n_successes")].tolist(),
+        "n_failures": arrays[names.index(".n_failures")].tolist(),
     }:
         raise ModelFormatError("the counts in the header do not match the arrays")
-    key = jax.random.wrap_key_data(jnp.asarray(arrays[-1]), impl=header["key_impl"])
     strategy = _strategy_from_json(header["strategy"])
-    if config is None:
-        return cls(action_ids=action_ids, state=state, strategy=strategy, key=key)
-    return cls(action_ids=action_ids, config=config, state=state, strategy=strategy, key=key)
+    state = jax.tree_util.tree_unflatten(plan.treedef, [jnp.asarray(a) for a in arrays[:-1]])
+    key = jax.random.wrap_key_data(jnp.asarray(arrays[-1]), impl=header["key_impl"])
+    if plan.config is None:
+        return cls(action_ids=plan.action_ids, state=state, strategy=strategy, key=key)
+    return cls(action_ids=plan.action_ids, config=plan.config, state=state, strategy=strategy, key=key)
 
 
 def _config_from_json(fields: dict) -> CmabConfig:
@@ -322,8 +477,8 @@ def _strategy_from_json(spec: dict):
 
 def _dtype(text: str) -> np.dtype:
     dtype = np.dtype(text)
-    if dtype.kind not in "biuf":
-        raise ModelFormatError(f"arrays must be numeric, got dtype {text!r}")
+    if dtype.kind not in "biuf" or not dtype.isnative:
+        raise ModelFormatError(f"arrays must be numeric in this machine's byte order, got dtype {text!r}")
     return dtype
 
 
@@ -336,9 +491,13 @@ def _as_path(path) -> str:
 
 def _atomic_write(path: str, data: bytes) -> None:
     """Write to a temporary file in the target's folder, sync it, then rename it over ``path``:
-    a reader sees the old file or the new one, never a part of either."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    a reader sees the old file or the new one, never a part of either. A symbolic link is
+    followed (its target is written, the link stays); the temporaries that killed writers left
+    next to the target are removed first."""
+    path = os.path.realpath(path)
+    folder, base = os.path.split(path)
+    _remove_stale_temporaries(folder, base)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=_TMP_SUFFIX, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -353,6 +512,39 @@ def _atomic_write(path: str, data: bytes) -> None:
             os.unlink(tmp)
         raise
     _fsync_folder(folder)
+
+
+def _remove_stale_temporaries(folder: str, base: str) -> None:
+    """Remove ``.{base}.{pid}.{random}.bandits-jax-tmp`` files whose writer no longer runs.
+
+    Only this target's temporaries (``{pid}.{random}`` holds exactly one dot, so another target's
+    never matches) and only those of dead processes: a concurrent writer keeps its own.
+    """
+    prefix = f".{base}."
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return  # the save itself reports a missing or unreadable folder
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(_TMP_SUFFIX)):
+            continue
+        match = _TMP_MIDDLE.fullmatch(name[len(prefix) : -len(_TMP_SUFFIX)])
+        if match and not _alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` may still run (when unsure: yes, so its file is kept)."""
+    if os.name != "posix" or pid <= 0:
+        return True  # on Windows os.kill would terminate the process, not probe it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError, ValueError):
+        return True  # PermissionError: another user's live process
+    return True
 
 
 def _fsync_folder(folder: str) -> None:

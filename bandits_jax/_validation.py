@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Hashable, Iterable, Sequence
+import numbers
+from collections.abc import Iterable, Sequence, Sized
 from typing import Any
 
+import jax
 import numpy as np
 
 
@@ -24,17 +26,29 @@ def action_ids_tuple(action_ids: Any) -> tuple:
         ids = tuple(action_ids)
     if not ids:
         raise ValueError("action_ids must not be empty")
-    for aid in ids:
-        if not isinstance(aid, Hashable) or isinstance(aid, (list, dict, set)):
-            raise TypeError(f"action_ids must hold hashable ids, got {aid!r}")
+    ids = tuple(action_id(aid) for aid in ids)
     if len(set(ids)) != len(ids):
         dupes = sorted({repr(a) for a in ids if ids.count(a) > 1})
         raise ValueError(f"action_ids must be unique, duplicated: {', '.join(dupes)}")
     return ids
 
 
-def as_context(context: Any, n_features: int) -> np.ndarray:
-    """A finite float array of shape ``(n_rows >= 1, n_features)``."""
+def action_id(aid: Any, name: str = "action_ids") -> str | int:
+    """One action id as a plain ``str`` or ``int`` (NumPy scalars are converted).
+
+    Floats and bools are refused: ``1.0 == 1 == True`` hash alike, so they would silently alias
+    integer ids, and a NaN id could never be found again.
+    """
+    if isinstance(aid, str):
+        return str(aid)
+    if isinstance(aid, numbers.Integral) and not isinstance(aid, (bool, np.bool_)):
+        return int(aid)
+    raise TypeError(f"{name} must hold str or int ids, got {aid!r} ({type(aid).__name__})")
+
+
+def as_context(context: Any, n_features: int, dtype=np.float32) -> np.ndarray:
+    """A float array of shape ``(n_rows >= 1, n_features)``, finite in the model's ``dtype``
+    (a value such as 1e39 is finite in float64 but infinite in float32)."""
     try:
         arr = np.asarray(context)
     except Exception as err:  # ragged lists and the like
@@ -50,14 +64,30 @@ def as_context(context: Any, n_features: int) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"context must be finite, found {arr[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
-    return arr
+    with np.errstate(over="ignore"):
+        cast = arr.astype(dtype, copy=False)
+    if not np.all(np.isfinite(cast)):
+        bad = np.argwhere(~np.isfinite(cast))[0]
+        raise ValueError(
+            f"context must be finite in the model's {np.dtype(dtype).name}, found {arr[tuple(bad)]} at "
+            f"row {bad[0]}, column {bad[1]} (largest allowed magnitude {float(np.finfo(dtype).max):.3g})"
+        )
+    return cast
 
 
 def as_action_indices(actions: Any, index: dict, name: str = "actions") -> np.ndarray:
     """Indices of ``actions`` in the model's action order; unknown ids are a ValueError."""
     if isinstance(actions, (str, bytes)) or not isinstance(actions, Iterable):
         raise TypeError(f"{name} must be a list of action ids, got {actions!r}")
+    if isinstance(actions, np.ndarray) and actions.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {actions.shape}")
     actions = list(actions.tolist() if isinstance(actions, np.ndarray) else actions)
+    # 1.0 and True would find the id 1 in the dict: ids are str or int, nothing else.
+    odd = set(map(type, actions)) - _ID_TYPES
+    for kind in odd:
+        if not issubclass(kind, (str, numbers.Integral)) or issubclass(kind, (bool, np.bool_)):
+            bad = next(a for a in actions if type(a) is kind)
+            raise TypeError(f"{name} must hold action ids (str or int), got {bad!r} ({kind.__name__})")
     try:
         out = np.fromiter((index[a] for a in actions), dtype=np.int32, count=len(actions))
     except (KeyError, TypeError):
@@ -75,6 +105,9 @@ def as_action_indices(actions: Any, index: dict, name: str = "actions") -> np.nd
     return out
 
 
+_ID_TYPES = {str, int}
+
+
 def as_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
     """Binary rewards as an int array."""
     if isinstance(rewards, (str, bytes)) or not isinstance(rewards, (Sequence, np.ndarray, Iterable)):
@@ -85,15 +118,15 @@ def as_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
         raise ValueError(f"{name} must be a 1-D list of 0/1 values: {err}") from err
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size and not (arr.dtype == bool or np.issubdtype(arr.dtype, np.number)):
-        raise TypeError(f"{name} must hold 0/1 numbers, got dtype {arr.dtype}")
+    if arr.size and (not (arr.dtype == bool or np.issubdtype(arr.dtype, np.number)) or np.iscomplexobj(arr)):
+        raise TypeError(f"{name} must hold real 0/1 numbers, got dtype {arr.dtype}")
     if arr.size and not np.all((arr == 0) | (arr == 1)):
         bad = arr[~((arr == 0) | (arr == 1))][0]
         raise ValueError(f"{name} must be binary (0 or 1), got {bad!r}")
     return arr.astype(np.int32)
 
 
-def check_lengths(**named: Sequence) -> int:
+def check_lengths(**named: Sized) -> int:
     lengths = {k: len(v) for k, v in named.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError(f"lengths must match: {', '.join(f'{k}={n}' for k, n in lengths.items())}")
@@ -107,9 +140,22 @@ def random_seed(seed: Any) -> int:
     """The seed, or one drawn from NumPy's global generator (so ``np.random.seed`` repeats runs)."""
     if seed is None:
         return int(np.random.randint(0, 2**31 - 1))
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"random_seed must be an int or None, got {seed!r}")
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"random_seed must lie in [0, 2**64), got {seed!r}")
     return int(seed)
+
+
+def key_from_seed(seed: int) -> jax.Array:
+    """The PRNG key of a seed in ``[0, 2**64)``.
+
+    ``jax.random.key`` keeps only the low 32 bits of a seed unless x64 is enabled (``2**32`` and
+    ``0`` give the same key), so the high word is folded in separately: seeds below ``2**32`` give
+    exactly ``jax.random.key(seed)``, larger ones distinct keys, in either mode.
+    """
+    key = jax.random.key(seed & 0xFFFFFFFF)
+    return jax.random.fold_in(key, seed >> 32) if seed >> 32 else key
 
 
 def bucket(n: int) -> int:
@@ -123,6 +169,27 @@ def fine_bucket(n: int, bits: int = 4) -> int:
     is cheap and every padded row costs a forward pass."""
     shift = max(int(n - 1).bit_length() - bits, 0)
     return ((int(n) - 1 >> shift) + 1) << shift
+
+
+def ids_array(action_ids: tuple) -> np.ndarray:
+    """The ids as a NumPy array (str or int dtype where all ids are one kind, object otherwise),
+    indexable by an array of action indices."""
+    kinds = {type(a) for a in action_ids}
+    if kinds == {str}:
+        return np.array(action_ids, dtype=str)
+    if kinds == {int} and all(-(2**63) <= a < 2**63 for a in action_ids):
+        return np.array(action_ids, dtype=np.int64)
+    out = np.empty(len(action_ids), dtype=object)
+    out[:] = list(action_ids)
+    return out
+
+
+def action_bucket(n: int) -> int:
+    """The size the action axis of ``n`` actions is padded to: 2 significant binary digits
+    (1, 2, 3, 4, 6, 8, 12, 16, 24, ...), so a service that adds actions over time compiles a handful
+    of programs (15 for every count up to 200) while padding costs at most a third more compute
+    (none up to 4 actions)."""
+    return fine_bucket(n, bits=2)
 
 
 # ---------------------------------------------------------------------------------- output

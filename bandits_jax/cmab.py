@@ -15,10 +15,11 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,11 +27,24 @@ import numpy as np
 
 from bandits_jax import _validation as val
 from bandits_jax import core
-from bandits_jax.bnn import MLP
+from bandits_jax._object import (
+    CounterSaturationWarning,
+    ModelLock,
+    pad_actions,
+    unpad_actions,
+    warn_saturated,
+)
+from bandits_jax.bnn import MLP, logits_from_noise, n_units
 from bandits_jax.config import CmabConfig, make_config
 from bandits_jax.strategy import ClassicBandit, Strategy
 
-__all__ = ["ActionView", "CmabBernoulli", "SviDivergenceWarning"]
+__all__ = [
+    "ActionView",
+    "ArrayPrediction",
+    "CmabBernoulli",
+    "CounterSaturationWarning",
+    "SviDivergenceWarning",
+]
 
 
 # The object API's key advances as ``key, sub = jax.random.split(key)`` per call (the simulation
@@ -39,8 +53,22 @@ __all__ = ["ActionView", "CmabBernoulli", "SviDivergenceWarning"]
 @partial(jax.jit, static_argnames=("config",))
 def _update(config, state, x, y, valid, key):
     key, sub = jax.random.split(key)
-    state, info = core.update_grouped(config, state, x, y, valid, sub)
-    return state, info, key
+    new_state, info = core.update_grouped(config, state, x, y, valid, sub)
+    # Contexts finite in float32 can still overflow the network (1e20 squared is inf in the
+    # predictive variance); such a batch is refused before anything changes.
+    return new_state, info, key, _overflowing_rows(state, x, valid)
+
+
+def _overflowing_rows(state, x, valid):
+    """Which of each action's rows give a non-finite mean or variance of some layer under that
+    action's posterior (a zero-noise draw is non-finite exactly then: ``0 * sqrt(inf)`` is NaN)."""
+
+    def one(loc, scale, rows):
+        rows = rows.astype(loc.layers[0].weight.dtype)
+        eps = jnp.zeros((rows.shape[0], n_units(loc)), rows.dtype)
+        return jnp.isfinite(logits_from_noise(loc, scale, rows, eps))
+
+    return valid & ~jax.vmap(one)(state.loc, state.scale, x)
 
 
 def _group_rows(n_actions: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,9 +86,29 @@ def _group_rows(n_actions: int, actions: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 @jax.jit
-def _predict(state, context, key, strategy):
+def _predict(state, context, key, strategy, action_mask):
     key, sub = jax.random.split(key)
-    return core.predict(state, context, sub, strategy), key
+    return core.predict(state, context, sub, strategy, action_mask), key
+
+
+class ArrayPrediction(NamedTuple):
+    """:meth:`CmabBernoulli.predict_arrays`' result: per row the chosen action *id* (what
+    :meth:`~CmabBernoulli.update` takes back), its position in ``action_ids``, and every action's
+    sampled probability and logit (columns in ``action_ids`` order)."""
+
+    actions: np.ndarray
+    action_indices: np.ndarray
+    probs: np.ndarray
+    logits: np.ndarray
+
+
+def _check_finite_logits(logits: np.ndarray) -> None:
+    if not np.isfinite(logits).all():
+        row = int(np.argwhere(~np.isfinite(logits))[0][0])
+        raise ValueError(
+            f"context row {row} is too large for the model: its logits overflow float32 "
+            "(rescale the features); nothing was changed"
+        )
 
 
 class SviDivergenceWarning(RuntimeWarning):
@@ -122,23 +170,47 @@ class CmabBernoulli:
         strategy: Strategy,
         key: jax.Array,
     ):
-        self._action_ids = tuple(action_ids)
-        self._index = {a: i for i, a in enumerate(self._action_ids)}
+        ids = val.action_ids_tuple(list(action_ids) if isinstance(action_ids, tuple) else action_ids)
+        if not isinstance(config, CmabConfig):
+            raise TypeError(f"config must be a CmabConfig, got {type(config).__name__}")
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
+        if not isinstance(state, core.CmabState) or state.n_actions != len(ids):
+            raise ValueError(f"state must be a CmabState with one entry per action ({len(ids)})")
+        capacity = val.action_bucket(len(ids))
+        padded = pad_actions(state, core.init(config, capacity), len(ids)) if capacity > len(ids) else state
+        self._setup(ids, config, padded, strategy, key)
+
+    def _setup(self, ids: tuple, config: CmabConfig, padded_state, strategy: Strategy, key) -> None:
+        """Fill in a model whose state is already padded to ``action_bucket(len(ids))`` actions:
+        the actions beyond ``len(ids)`` are masked out of every prediction and get no rows, so a
+        new action count in a seen bucket compiles nothing."""
+        self._action_ids = ids
+        self._index = {a: i for i, a in enumerate(ids)}
+        self._ids_array = val.ids_array(ids)
+        self._mask = np.arange(val.action_bucket(len(ids))) < len(ids)
         self._config = config
-        self._state = state
+        self._state = padded_state
         self._strategy = strategy
         self._key = key
+        self._lock = ModelLock()
+
+    @classmethod
+    def _from_padded(cls, ids, config, padded_state, strategy, key) -> CmabBernoulli:
+        mab = cls.__new__(cls)
+        mab._setup(ids, config, padded_state, strategy, key)
+        return mab
 
     @classmethod
     def cold_start(
         cls,
         action_ids,
-        n_features: int,
-        hidden_dim_list: Sequence[int] | None = None,
+        n_features: numbers.Integral,
+        hidden_dim_list: Sequence[numbers.Integral] | None = None,
         activation: str = "tanh",
-        use_residual_connections: bool = False,
+        use_residual_connections: bool | np.bool_ = False,
         dist_type: str = "normal",
-        dist_params_init: Mapping[str, float] | None = None,
+        dist_params_init: Mapping[str, numbers.Real] | None = None,
         update_kwargs: Mapping[str, Any] | None = None,
         strategy: Strategy = ClassicBandit(),
         random_seed: int | None = None,
@@ -176,14 +248,8 @@ class CmabBernoulli:
         )
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
-        seed = val.random_seed(random_seed)
-        return cls(
-            action_ids=ids,
-            config=config,
-            state=core.init(config, len(ids)),
-            strategy=strategy,
-            key=jax.random.key(seed),
-        )
+        key = val.key_from_seed(val.random_seed(random_seed))
+        return cls._from_padded(ids, config, core.init(config, val.action_bucket(len(ids))), strategy, key)
 
     # ------------------------------------------------------------------ read-only properties
     @property
@@ -194,7 +260,8 @@ class CmabBernoulli:
     @property
     def actions(self) -> Mapping[Any, ActionView]:
         """Read-only mapping from action id to its :class:`ActionView`."""
-        return _Actions(self._action_ids, self._state)
+        with self._lock:
+            return _Actions(self._action_ids, self._state)
 
     @property
     def config(self) -> CmabConfig:
@@ -203,7 +270,20 @@ class CmabBernoulli:
     @property
     def state(self) -> core.CmabState:
         """The functional state (immutable arrays) for use with :mod:`bandits_jax.core`."""
-        return self._state
+        return self._snapshot()[0]
+
+    def _snapshot(self) -> tuple[core.CmabState, jax.Array]:
+        """``(state, key)`` read together (one consistent pair under concurrent calls)."""
+        with self._lock:
+            state, key = self._state, self._key
+        return unpad_actions(state, len(self._action_ids)), key
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = ModelLock()
 
     @property
     def strategy(self) -> Strategy:
@@ -245,33 +325,45 @@ class CmabBernoulli:
         )
 
     # ------------------------------------------------------------------ predict
-    def predict_arrays(self, context) -> core.Prediction:
-        """Thompson sampling as NumPy arrays: chosen action *indices* into :attr:`action_ids`,
+    def predict_arrays(self, context) -> ArrayPrediction:
+        """Thompson sampling as NumPy arrays (no Python object per row): the chosen action *ids*
+        (feed them straight back to :meth:`update`), their indices into :attr:`action_ids`, and the
         sampled probabilities and logits, each ``(n_rows, n_actions)``.
 
         Rows are padded to a bucket (4 significant bits: under 12.5% padding), so a new batch
         size in a seen bucket does not recompile.
+
+        Raises:
+            ValueError: ``context`` is malformed, or so large that a draw overflows the model's
+                float32 (nothing changes then, not even the PRNG key).
         """
         ctx = val.as_context(context, self.input_dim)
-        n = ctx.shape[0]
+        n, n_actions = ctx.shape[0], len(self._action_ids)
         padded = np.zeros((val.fine_bucket(n), ctx.shape[1]), np.float32)
         padded[:n] = ctx
-        out, new_key = _predict(self._state, padded, self._key, self._strategy)
-        out = core.Prediction(*(np.asarray(x)[:n] for x in out))
-        self._key = new_key
-        return out
+        with self._lock:
+            out, new_key = _predict(self._state, padded, self._key, self._strategy, self._mask)
+            chosen = np.asarray(out.actions)[:n]
+            probs = np.asarray(out.probs)[:n, :n_actions]
+            logits = np.asarray(out.logits)[:n, :n_actions]
+            _check_finite_logits(logits)
+            self._key = new_key
+        return ArrayPrediction(self._ids_array[chosen], chosen, probs, logits)
 
     def predict(self, context) -> tuple[list, list[dict], list[dict]]:
         """PyBandits' form: per row the chosen action id, ``{action_id: prob}`` and
         ``{action_id: logit}`` of the row's Thompson draw."""
         out = self.predict_arrays(context)
         ids = self._action_ids
-        actions = list(map(ids.__getitem__, out.actions.tolist()))
+        actions = list(map(ids.__getitem__, out.action_indices.tolist()))
         return actions, val.row_dicts(ids, out.probs), val.row_dicts(ids, out.logits)
 
     # ------------------------------------------------------------------ update
     def update(self, actions, rewards, context) -> core.UpdateInfo:
         """Streaming Bayesian update: each action is fitted on its own rows of the batch.
+
+        Safe under threads: updates of one model run one at a time, each on the state the previous
+        one left, so none is lost.
 
         Args:
             actions: the action id chosen for each row.
@@ -284,17 +376,30 @@ class CmabBernoulli:
         Raises:
             ValueError / TypeError naming the argument; the model is then unchanged. If an
             action's fit goes non-finite, an :class:`SviDivergenceWarning` names it and that action
-            keeps its previous posterior and counts.
+            keeps its previous posterior and counts. Counters saturate at 2**31 - 1 with a
+            :class:`CounterSaturationWarning` instead of wrapping around.
         """
         idx = val.as_action_indices(actions, self._index)
         rew = val.as_rewards(rewards)
         ctx = val.as_context(context, self.input_dim)
         val.check_lengths(actions=idx, rewards=rew, context=ctx)
-        rows, valid = _group_rows(len(self._action_ids), idx)
-        x = ctx.astype(np.float32, copy=False)[rows]
+        n_actions = len(self._action_ids)
+        rows, valid = _group_rows(val.action_bucket(n_actions), idx)
+        x = ctx[rows]
         y = rew.astype(np.float32, copy=False)[rows]
-        state, info, new_key = _update(self._config, self._state, x, y, valid, self._key)
-        info = core.UpdateInfo(*(np.asarray(v) for v in info))
+        with self._lock:
+            old = self._state
+            state, info, new_key, overflow = _update(self._config, old, x, y, valid, self._key)
+            overflow = np.asarray(overflow)
+            if overflow.any():
+                a, j = np.argwhere(overflow)[0]
+                raise ValueError(
+                    f"context row {int(rows[a, j])} is too large for the model: the network of action "
+                    f"{self._action_ids[a]!r} overflows float32 on it (rescale the features); "
+                    "nothing was updated"
+                )
+            info = core.UpdateInfo(*(np.asarray(v)[:n_actions] for v in info))
+            self._state, self._key = state, new_key
         if not info.ok.all():
             bad = [self._action_ids[i] for i in np.flatnonzero(~info.ok)]
             warnings.warn(
@@ -304,13 +409,26 @@ class CmabBernoulli:
                 SviDivergenceWarning,
                 stacklevel=2,
             )
-        self._state, self._key = state, new_key
+        successes = np.bincount(idx, weights=rew, minlength=n_actions) * info.ok
+        failures = np.bincount(idx, minlength=n_actions) * info.ok - successes
+        warn_saturated(self._action_ids, old, successes, failures)
         return info
 
     def posterior_mean_logits(self, context) -> np.ndarray:
-        """``(n_rows, n_actions)`` logits under each action's posterior mean (no sampling)."""
+        """``(n_rows, n_actions)`` logits under each action's posterior mean (no sampling).
+
+        Raises:
+            ValueError: ``context`` is malformed or overflows the model's float32.
+        """
         ctx = val.as_context(context, self.input_dim)
-        return np.asarray(core.posterior_mean_logits(self._state, jnp.asarray(ctx, jnp.float32)))
+        n = ctx.shape[0]
+        padded = np.zeros((val.fine_bucket(n), ctx.shape[1]), np.float32)
+        padded[:n] = ctx
+        with self._lock:
+            state = self._state
+        logits = np.asarray(core.posterior_mean_logits(state, padded))[:n, : len(self._action_ids)]
+        _check_finite_logits(logits)
+        return logits
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, Real
 
 from bandits_jax import _random
 from bandits_jax.bnn import MLP, init_mlp, logits_from_noise, n_units
@@ -106,11 +106,14 @@ def predict(
     context: Float[Array, "n_rows n_features"],
     key: PRNGKeyArray,
     strategy: Strategy = ClassicBandit(),
+    action_mask: Bool[Array, " n_actions"] | None = None,
 ) -> Prediction:
     """Thompson sampling: one posterior draw per row and action, then the strategy picks per row.
 
     The state carries the network's structure, so no configuration is needed. Cost is one forward
     pass per row and action (local reparameterisation), memory ``O(rows x actions x width)``.
+    Actions where ``action_mask`` is False are never chosen (the mask is traced: a new mask
+    compiles nothing); their draws are still returned.
     """
     draw_key, strategy_key = jax.random.split(key)
     dtype = jax.tree.leaves(state.loc)[0].dtype
@@ -121,15 +124,23 @@ def predict(
     logits = jax.vmap(lambda loc, scale, e: logits_from_noise(loc, scale, context, e))(
         state.loc, state.scale, eps
     ).T
-    return prediction_from_logits(logits, strategy_key, strategy)
+    return prediction_from_logits(logits, strategy_key, strategy, action_mask)
 
 
 def prediction_from_logits(
-    logits: Float[Array, "n_rows n_actions"], key: PRNGKeyArray, strategy: Strategy
+    logits: Float[Array, "n_rows n_actions"],
+    key: PRNGKeyArray,
+    strategy: Strategy,
+    action_mask: Bool[Array, " n_actions"] | None = None,
 ) -> Prediction:
-    """The strategy's choice per row from sampled logits (shared by every Thompson policy)."""
+    """The strategy's choice per row from sampled logits (shared by every Thompson policy).
+
+    The strategy sees ``-inf`` for actions where ``action_mask`` is False, so it never picks them
+    while another action is allowed.
+    """
     probs = jax.nn.sigmoid(logits)
-    return Prediction(strategy(probs, key), probs, logits)
+    seen = probs if action_mask is None else jnp.where(action_mask, probs, -jnp.inf)
+    return Prediction(strategy(seen, key), probs, logits)
 
 
 def route(
@@ -161,7 +172,7 @@ def update(
     state: CmabState,
     context: Float[Array, "n_rows n_features"],
     actions: Int[Array, " n_rows"],
-    rewards: Float[Array, " n_rows"],
+    rewards: Real[Array, " n_rows"],
     key: PRNGKeyArray,
     mask: Bool[Array, " n_rows"] | None = None,
     rows_per_action: int | None = None,
@@ -192,7 +203,7 @@ def update_grouped(
     config: CmabConfig,
     state: CmabState,
     context: Float[Array, "n_actions rows_per_action n_features"],
-    rewards: Float[Array, "n_actions rows_per_action"],
+    rewards: Real[Array, "n_actions rows_per_action"],
     valid: Bool[Array, "n_actions rows_per_action"],
     key: PRNGKeyArray,
 ) -> tuple[CmabState, UpdateInfo]:
@@ -212,10 +223,18 @@ def update_grouped(
     new_state = CmabState(
         result.loc,
         result.scale,
-        state.n_successes + jnp.where(ok, successes, 0),
-        state.n_failures + jnp.where(ok, n_rows - successes, 0),
+        saturating_add(state.n_successes, jnp.where(ok, successes, 0)),
+        saturating_add(state.n_failures, jnp.where(ok, n_rows - successes, 0)),
     )
     return new_state, UpdateInfo(result.losses, ok, n_rows)
+
+
+def saturating_add(count: Int[Array, "*n"], add: Int[Array, "*n"]) -> Int[Array, "*n"]:
+    """``count + add`` for ``add >= 0``, held at the dtype's maximum instead of wrapping around
+    (int32 counters would turn negative after 2**31 events and make Beta draws NaN)."""
+    top = jnp.iinfo(count.dtype).max
+    add = add.astype(count.dtype)
+    return jnp.where(count > top - add, top, count + add)
 
 
 def action_view(state: CmabState, index: int) -> CmabState:

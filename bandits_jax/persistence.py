@@ -32,7 +32,7 @@ is not trusted either, as a hand-edited input can carry a valid checksum:
   (plus a small ``.npy`` preamble), a header member above :data:`_MAX_HEADER_BYTES` and a base64
   string of another length than its array's are refused before anything is inflated or decoded;
 - values before building: every float array finite, every posterior ``scale`` > 0, every count
-  >= 0, action ids unique str or int, the key data of the shape and dtype of its ``key_impl``.
+  >= 1, action ids unique str or int, the key data of the shape and dtype of its ``key_impl``.
 
 Saving writes to ``.{name}.{pid}.{random}.bandits-jax-tmp`` next to the target. A save first
 removes the temporaries of the same target left by writers that no longer run (killed mid-save);
@@ -169,10 +169,10 @@ def _encode(model) -> tuple[dict, list[np.ndarray]]:
         config = None
     else:
         raise TypeError(f"model must be a CmabBernoulli or SmabBernoulli, got {type(model).__name__}")
-    leaves, _ = jax.tree_util.tree_flatten_with_path(model.state)
+    state, key = model._snapshot()  # one consistent (state, key) pair under concurrent calls
+    leaves, _ = jax.tree_util.tree_flatten_with_path(state)
     names = [jax.tree_util.keystr(path) for path, _ in leaves]
     arrays = [np.asarray(leaf) for _, leaf in leaves]
-    key = model._key
     arrays.append(np.asarray(jax.random.key_data(key)))
     names.append(_KEY_ARRAY)
     header = {
@@ -183,8 +183,8 @@ def _encode(model) -> tuple[dict, list[np.ndarray]]:
         "config": config,
         "action_ids": _action_ids_to_json(model.action_ids),
         "counts": {
-            "n_successes": np.asarray(model.state.n_successes).tolist(),
-            "n_failures": np.asarray(model.state.n_failures).tolist(),
+            "n_successes": np.asarray(state.n_successes).tolist(),
+            "n_failures": np.asarray(state.n_failures).tolist(),
         },
         "strategy": _strategy_to_json(model.strategy),
         "key_impl": str(jax.random.key_impl(key)),
@@ -418,15 +418,16 @@ def _from_base64(spec: _Spec, text) -> np.ndarray:
 
 
 def _check_values(plan: _Plan, arrays: list[np.ndarray]) -> None:
-    """Finite floats, scales > 0, counts >= 0: what a hand edit with a new checksum may break."""
+    """Finite floats, scales > 0, counts >= 1 (they start at 1 and only grow; a Beta(0, b) draw
+    would be NaN): what a hand edit with a new checksum may break."""
     for i, (spec, a) in enumerate(zip(plan.specs[:-1], arrays)):
         if a.dtype.kind == "f":
             if not np.isfinite(a).all():
                 raise ModelFormatError(f"array {spec.name!r} holds values that are not finite")
             if i in plan.scales and not (a > 0).all():
                 raise ModelFormatError(f"array {spec.name!r} holds posterior scales that are not > 0")
-        elif not (a >= 0).all():
-            raise ModelFormatError(f"array {spec.name!r} holds counts that are not >= 0")
+        elif not (a >= 1).all():
+            raise ModelFormatError(f"array {spec.name!r} holds counts that are not >= 1")
 
 
 def _decode(cls: type, header: dict, arrays: list[np.ndarray], plan: _Plan):

@@ -36,7 +36,8 @@ class ClassicBandit(Strategy):
 class BestActionIdentificationBandit(Strategy):
     """Top-two Thompson sampling (PyBandits' ``BestActionIdentificationBandit``).
 
-    With probability ``exploit_p`` pick the best sampled action, otherwise the second best.
+    With probability ``exploit_p`` pick the best sampled action, otherwise the second best (the
+    best where only one action is allowed, i.e. the second best is ``-inf``).
     """
 
     exploit_p: float = 0.5
@@ -48,6 +49,7 @@ class BestActionIdentificationBandit(Strategy):
     def __call__(self, probs, key):
         if probs.shape[-1] < 2:
             return jnp.zeros(probs.shape[:-1], jnp.int32)
-        top2 = jax.lax.top_k(probs, 2)[1]
+        values, top2 = jax.lax.top_k(probs, 2)
         exploit = jax.random.uniform(key, probs.shape[:-1]) < self.exploit_p
+        exploit = exploit | (values[..., 1] == -jnp.inf)
         return jnp.where(exploit, top2[..., 0], top2[..., 1])

@@ -91,35 +91,36 @@ def edit_model_on_the_fly(current_mab: Mab, new_mab: Mab) -> Mab:
             f"current_mab={type(current_mab).__name__}, new_mab={type(new_mab).__name__}"
         )
 
+    # Both models' state (padded to their action buckets) and key, each read as one consistent pair.
+    with current_mab._lock:
+        old_state = current_mab._state
+    with new_mab._lock:
+        new_state, new_key = new_mab._state, new_mab._key
     index = {aid: i for i, aid in enumerate(current_mab.action_ids)}
-    src = np.array([index.get(aid, -1) for aid in new_mab.action_ids], dtype=np.int32)
+    src = np.full(jax.tree.leaves(new_state)[0].shape[0], -1, dtype=np.int32)
+    src[: len(new_mab.action_ids)] = [index.get(aid, -1) for aid in new_mab.action_ids]
     common = [aid for aid in new_mab.action_ids if aid in index]
     if kind == "cmab" and common:
         _check_structure(current_mab.config, new_mab.config, common)
         _log_growth(current_mab.config, new_mab.config)
 
     if common:
-        state, key = _merge(current_mab.state, new_mab.state, src, new_mab._key)
+        state, key = _merge(old_state, new_state, src, new_key)
     else:  # nothing to carry over; the arrays are immutable, so sharing them is safe
-        state, key = new_mab.state, jax.random.fold_in(new_mab._key, _KEY_TAG)
+        state, key = new_state, jax.random.fold_in(new_key, _KEY_TAG)
     _log_merge(current_mab.action_ids, new_mab.action_ids, common)
 
     if kind == "cmab":
-        return type(new_mab)(
-            action_ids=new_mab.action_ids,
-            config=new_mab.config,
-            state=state,
-            strategy=new_mab.strategy,
-            key=key,
-        )
-    return type(new_mab)(action_ids=new_mab.action_ids, state=state, strategy=new_mab.strategy, key=key)
+        return type(new_mab)._from_padded(new_mab.action_ids, new_mab.config, state, new_mab.strategy, key)
+    return type(new_mab)._from_padded(new_mab.action_ids, state, new_mab.strategy, key)
 
 
 @jax.jit
 def _merge(old_state, new_state, src, template_key):
     """Every leaf grafted in one compiled call (one dispatch instead of several per leaf), and the
     evolved model's key. ``src[j]`` is the old index of template action ``j`` or -1; it is
-    traced, so a new overlap pattern of the same sizes does not recompile."""
+    traced, so a new overlap pattern of the same sizes does not recompile. Both states are padded
+    to their action buckets, so only a new pair of buckets compiles."""
     has_old = src >= 0
     src = jnp.maximum(src, 0)
     state = jax.tree.map(lambda old, new: _graft(old, new, src, has_old), old_state, new_state)

@@ -1,8 +1,35 @@
+import contextlib
 import itertools
+import logging
 
 import jax
 import numpy as np
 import pytest
+
+_COMPILED = "Finished XLA compilation of "
+
+
+@contextlib.contextmanager
+def count_compiles():
+    """Every XLA compilation inside the block, by name (``jit(_update)``, ...), as JAX itself
+    reports it through the public ``jax.log_compiles``: whatever actually runs is counted, eager
+    operations included."""
+    names = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record):
+            message = record.getMessage()
+            if message.startswith(_COMPILED):
+                names.append(message[len(_COMPILED) :].rsplit(" in ", 1)[0])
+
+    handler = _Collect(level=logging.DEBUG)
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles():
+            yield names
+    finally:
+        logger.removeHandler(handler)
 
 
 @pytest.fixture
@@ -13,8 +40,9 @@ def getkey():
 
 
 def snapshot(mab):
-    """Every array the model holds, copied to NumPy, plus its PRNG key's data."""
-    leaves = [np.array(x) for x in jax.tree.leaves(mab.state)]
+    """Every array the model holds (its padded actions included), copied to NumPy, plus its PRNG
+    key's data."""
+    leaves = [np.array(x) for x in jax.tree.leaves(mab._state)]
     return leaves, np.array(jax.random.key_data(mab._key))
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from bandits_jax import core, inference
 from bandits_jax.inference import fit
+from tests.conftest import count_compiles
 
 
 def batch(key, n_rows=32, n_features=3, n_actions=2):
@@ -68,11 +69,14 @@ def test_update_is_not_retraced_for_same_bucket(getkey):
     state = core.init(config, 2)
     x, a, y = batch(getkey())
     core.update(config, state, x, a, y, getkey(), rows_per_action=32)
-    size = core.update._cache_size()
     x2, a2, y2 = batch(getkey())
-    state2, _ = core.update(config, state, x2, a2, y2, getkey(), rows_per_action=32)
-    core.update(config, state2, x, a, y, getkey(), rows_per_action=32)
-    assert core.update._cache_size() == size
+    with count_compiles() as compiled:
+        state2, _ = core.update(config, state, x2, a2, y2, getkey(), rows_per_action=32)
+        core.update(config, state2, x, a, y, getkey(), rows_per_action=32)
+    assert compiled == []
+    with count_compiles() as compiled:  # negative control: a new static argument recompiles
+        core.update(config, state, x, a, y, getkey(), rows_per_action=16)
+    assert any("update" in name for name in compiled), compiled
 
 
 def test_route_groups_rows_by_action_valid_first(getkey):

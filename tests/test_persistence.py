@@ -77,7 +77,7 @@ def test_cmab_round_trip_is_exact_and_continues_identically(tmp_path):
         want, got = original.predict_arrays(ctx), copy.predict_arrays(ctx)
         for x, y in zip(want, got):
             np.testing.assert_array_equal(x, y)
-        indices = getattr(got, "action_indices", got.actions)  # ids in .actions once it has them
+        indices = got.action_indices
         actions = [copy.action_ids[i] for i in indices]
         info_want = original.update(actions=actions, rewards=[1, 0, 1] * 3, context=ctx)
         info_got = copy.update(actions=actions, rewards=[1, 0, 1] * 3, context=ctx)
@@ -426,7 +426,8 @@ _FORGERIES = {
     "nan scale": (_set(".scale.layers[0].bias", (2, 1), np.nan), r"\.scale\.layers\[0\]\.bias.*finite"),
     "negative scale": (_set(".scale.layers[1].bias", (1, 0), -0.5), r"\.scale\.layers\[1\]\.bias.*> 0"),
     "zero scale": (_set(".scale.layers[0].weight", (0, 1, 2), 0.0), r"\.scale\.layers\[0\]\.weight.*> 0"),
-    "negative count": (_set(".n_failures", 2, -4), r"\.n_failures.*>= 0"),
+    "negative count": (_set(".n_failures", 2, -4), r"\.n_failures.*>= 1"),
+    "zero count": (_set(".n_successes", 0, 0), r"\.n_successes.*>= 1"),
     "action id of no saveable type": (lambda h, a: h["action_ids"].__setitem__(0, None), "action_ids"),
     "unknown key implementation": (lambda h, a: h.update(key_impl="nope"), "key_impl 'nope'"),
     "key data of the wrong shape": (_key_shape, r"key data is uint32\[3\]"),
@@ -439,7 +440,7 @@ _FORGERIES = {
 @pytest.mark.parametrize("forgery", list(_FORGERIES))
 def test_forged_content_with_a_recomputed_checksum_is_refused(tmp_path, saved_bytes, forgery):
     """A hand-edited file or state string with a valid checksum still loads nothing bad: values
-    are finite, scales > 0, counts >= 0, shapes those of the config's model, the key valid."""
+    are finite, scales > 0, counts >= 1, shapes those of the config's model, the key valid."""
     edit, message = _FORGERIES[forgery]
     mab, data = saved_bytes
     path = tmp_path / "forged.npz"
@@ -455,12 +456,13 @@ def test_forged_content_with_a_recomputed_checksum_is_refused(tmp_path, saved_by
 def test_forged_smab_counts_are_refused(tmp_path):
     mab = SmabBernoulli.cold_start(["a", "b"], random_seed=0)
     mab.save(tmp_path / "model.npz")
-    edit = _set(".n_successes", 1, -1)
-    (tmp_path / "forged.npz").write_bytes(_forge_file((tmp_path / "model.npz").read_bytes(), edit))
-    with pytest.raises(ModelFormatError, match=r"\.n_successes.*>= 0"):
-        SmabBernoulli.load(tmp_path / "forged.npz")
-    with pytest.raises(ModelFormatError, match=r"\.n_successes.*>= 0"):
-        SmabBernoulli.from_state(_forge_state(mab.get_state()[1], edit))
+    for value in (-1, 0):  # Beta(0, b) is undefined: its draws would be NaN
+        edit = _set(".n_successes", 1, value)
+        (tmp_path / "forged.npz").write_bytes(_forge_file((tmp_path / "model.npz").read_bytes(), edit))
+        with pytest.raises(ModelFormatError, match=r"\.n_successes.*>= 1"):
+            SmabBernoulli.load(tmp_path / "forged.npz")
+        with pytest.raises(ModelFormatError, match=r"\.n_successes.*>= 1"):
+            SmabBernoulli.from_state(_forge_state(mab.get_state()[1], edit))
 
 
 def test_forgeries_are_built_correctly(tmp_path, saved_bytes):

@@ -23,6 +23,7 @@ from bandits_jax.cmab import CmabBernoulli
 from bandits_jax.config import CmabConfig
 from bandits_jax.smab import SmabBernoulli
 from bandits_jax.strategy import ClassicBandit
+from tests.conftest import count_compiles
 
 ROOT = Path(__file__).resolve().parents[1]
 N_FEATURES, N_ACTIONS, BATCH, ROUNDS, RUNS, STEPS = 4, 3, 16, 3, 3, 20
@@ -223,12 +224,14 @@ def test_simulate_equals_a_loop_over_the_object_api():
         ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
         ctx, probs = env.sample(ctx_key, BATCH)
         outcome = np.asarray(jax.random.uniform(reward_key, probs.shape) < probs).astype(int)
-        chosen = mab.predict_arrays(np.asarray(ctx)).actions
+        pred = mab.predict_arrays(np.asarray(ctx))
+        chosen = pred.action_indices
         np.testing.assert_array_equal(chosen, out.policy.actions[t])
-        mab.update([ids[i] for i in chosen], outcome[rows, chosen], np.asarray(ctx))
-        s_chosen = sab.predict_arrays(BATCH)[0]
+        mab.update(pred.actions, outcome[rows, chosen], np.asarray(ctx))
+        s_ids = sab.predict_arrays(BATCH)[0]
+        s_chosen = np.array([ids.index(a) for a in s_ids.tolist()])
         np.testing.assert_array_equal(s_chosen, out.smab.actions[t])
-        sab.update([ids[i] for i in s_chosen], outcome[rows, s_chosen])
+        sab.update(s_ids, outcome[rows, s_chosen])
     for got, want in zip(jax.tree.leaves(sim_state.cmab), jax.tree.leaves(mab.state)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(sim_state.smab.n_successes, sab.state.n_successes)
@@ -270,10 +273,10 @@ def test_sweep_equals_separate_simulate_calls(swept):
 
 
 def test_sweep_takes_seeds_and_traced_settings_without_recompiling(swept):
-    before = simulation._sweep_rounds._cache_size()
     sigma = np.array([10.0, 1.0, 10.0], np.float32)
-    out = run_sweep(keys=[3, 4, 5], prior_sigma=sigma)
-    assert simulation._sweep_rounds._cache_size() == before
+    with count_compiles() as compiled:
+        out = run_sweep(keys=[3, 4, 5], prior_sigma=sigma)
+    assert not any("sweep" in name for name in compiled), compiled
     one = simulation.simulate(CFG, env_of(ENVS, 1), jax.random.key(4), ROUNDS, BATCH, prior_sigma=1.0)
     assert_traces_equal(jax.tree.map(lambda x: x[1], out), one)
 

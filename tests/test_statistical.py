@@ -73,6 +73,6 @@ def test_policy_learns_best_action_per_context():
         rewards = (rng.random(200) < p[np.arange(200), chosen]).astype(int)
         mab.update(actions=actions, rewards=rewards, context=ctx)
     ctx = rng.normal(size=(2000, 2))
-    chosen = mab.predict_arrays(ctx).actions
+    chosen = mab.predict_arrays(ctx).action_indices
     best = (ctx @ w).argmax(axis=1)
     assert np.mean(chosen == best) > 0.75

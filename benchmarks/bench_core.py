@@ -6,7 +6,10 @@
 First calls are measured in fresh processes (import, cold start, then the timed call), so they
 include tracing and XLA compilation exactly as a user's script sees them. Warm figures are the
 median of several calls in one process after a first call. Peak RSS is read in a fresh process
-after 1, 100 and 1,000 tutorial-size updates.
+after 1, 100 and 1,000 tutorial-size updates, and after models of 1, 2, ..., 200 actions (each
+cold-started, asked for a prediction and updated once) with the number of XLA compilations they
+caused: the action axis is padded to buckets, so a service that adds actions over time compiles a
+handful of programs, not three per action count.
 """
 
 from __future__ import annotations
@@ -74,6 +77,45 @@ def child_memory() -> None:
     print(json.dumps(out))
 
 
+def child_action_counts(top: int) -> None:
+    """In a fresh process: models of 1..top actions, each cold-started, predicted and updated once;
+    XLA compilations counted through jax.monitoring (every backend compile reports its duration)."""
+    import resource
+
+    import jax
+    import numpy as np
+
+    from bandits_jax.cmab import CmabBernoulli
+
+    compiles = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    rng = np.random.default_rng(0)
+    ctx = rng.normal(size=(32, 4))
+    start = time.perf_counter()
+    for n in range(1, top + 1):
+        mab = CmabBernoulli.cold_start(
+            [f"a{i}" for i in range(n)], n_features=4, update_kwargs={"num_steps": 20}, random_seed=n
+        )
+        chosen = mab.predict_arrays(ctx).actions
+        mab.update(actions=chosen, rewards=rng.integers(0, 2, 32), context=ctx)
+    print(
+        json.dumps(
+            {
+                "counts": top,
+                "compilations": len(compiles),
+                "compile_s": sum(compiles),
+                "wall_s": time.perf_counter() - start,
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
 def _fresh(*args: str) -> dict:
     res = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -96,11 +138,17 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--child-first")
     parser.add_argument("--child-memory", action="store_true")
+    parser.add_argument("--child-action-counts", type=int)
+    parser.add_argument("--only-action-counts", action="store_true", help="only the action-count table")
     args = parser.parse_args()
     if args.child_first:
         return child_first(args.child_first)
     if args.child_memory:
         return child_memory()
+    if args.child_action_counts:
+        return child_action_counts(args.child_action_counts)
+    if args.only_action_counts:
+        return _print_action_counts(_fresh("--child-action-counts", "200"))
 
     import numpy as np
 
@@ -154,9 +202,20 @@ def main() -> None:
         "peak RSS (MiB) after 1 / 100 / 1000 tutorial updates: "
         + " / ".join(f"{v:.0f}" for v in memory.values())
     )
+    results["action_counts"] = _print_action_counts(_fresh("--child-action-counts", "200"))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
+
+
+def _print_action_counts(counts: dict) -> dict:
+    print()
+    print(
+        f"models of 1..{counts['counts']} actions (cold start + predict + update each): "
+        f"{counts['compilations']} XLA compilations ({counts['compile_s']:.1f} s of compiling, "
+        f"{counts['wall_s']:.1f} s in all), peak RSS {counts['peak_rss_mib']:.0f} MiB"
+    )
+    return counts
 
 
 if __name__ == "__main__":

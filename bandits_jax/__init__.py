@@ -6,6 +6,8 @@ simulated experiments and sweeps in :mod:`bandits_jax.simulation`.
 Importing the package changes no global JAX setting.
 """
 
+import importlib.metadata
+
 from bandits_jax import core, simulation, strategy
 from bandits_jax.cmab import ActionView, CmabBernoulli, SviDivergenceWarning
 from bandits_jax.compilation_cache import enable_compilation_cache
@@ -13,7 +15,7 @@ from bandits_jax.config import CmabConfig
 from bandits_jax.smab import SmabBernoulli
 from bandits_jax.strategy import BestActionIdentificationBandit, ClassicBandit
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("bandits_jax")  # one source: pyproject.toml
 
 __all__ = [
     "ActionView",

@@ -80,7 +80,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
-from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Key, PRNGKeyArray
 
 from bandits_jax import core, smab
 from bandits_jax.config import CmabConfig
@@ -295,7 +295,11 @@ class ClassificationEnv(Environment):
 
     @classmethod
     def from_arrays(
-        cls, features: ArrayLike, labels: ArrayLike, *, standardize: bool = True
+        cls,
+        features: ArrayLike | Sequence[Any],
+        labels: ArrayLike | Sequence[Any],
+        *,
+        standardize: bool = True,
     ) -> ClassificationEnv:
         """Build from ``(n_samples, n_features)`` features and any hashable labels.
 
@@ -518,7 +522,7 @@ def simulate(
 
 
 # ---------------------------------------------------------------------------------- sweep
-def _as_keys(keys_or_seeds) -> PRNGKeyArray:
+def _as_keys(keys_or_seeds) -> Key[Array, " n_runs"]:
     if isinstance(keys_or_seeds, jax.Array) and jax.dtypes.issubdtype(
         keys_or_seeds.dtype, jax.dtypes.prng_key
     ):
@@ -573,14 +577,14 @@ def _sweep_rounds(config, env, state, first_round, strategy, *, n_rounds, batch_
 def sweep(
     config: CmabConfig,
     env: Environment,
-    keys: PRNGKeyArray | Sequence[int],
+    keys: Key[Array, " n_runs"] | Int[ArrayLike, " n_runs"] | Sequence[int],
     n_rounds: int,
     batch_size: int,
     n_actions: int | None = None,
     strategy: Strategy = ClassicBandit(),
     *,
-    prior_mu: float | ArrayLike | None = None,
-    prior_sigma: float | ArrayLike | None = None,
+    prior_mu: ArrayLike | Sequence[float] | None = None,
+    prior_sigma: ArrayLike | Sequence[float] | None = None,
     env_axis: int | None = None,
     devices: Sequence[jax.Device] | None = None,
     chunk_rounds: int | None = None,
@@ -686,7 +690,9 @@ def sweep_configs(
     return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
 
-def grid(seeds: Sequence[int], **settings: Sequence[float]) -> tuple[PRNGKeyArray, dict[str, np.ndarray]]:
+def grid(
+    seeds: Sequence[int], **settings: Sequence[float]
+) -> tuple[Key[Array, " n_runs"], dict[str, np.ndarray]]:
     """Every combination of seeds and settings as flat per-run arrays, seeds varying fastest.
 
     Reshape a sweep's results to ``(len(values_1), ..., len(seeds), ...)`` to split the run axis.

@@ -6,11 +6,19 @@ Writes ``DIR/results.json`` with the fields:
     runs x rounds lists of cumulative expected regret (the oracle's is 0 by definition);
     ``policy_mean_reward``, ``random_mean_reward``, ``smab_mean_reward``, ``oracle_mean_reward``:
     runs x rounds lists of each round's observed reward rate;
+    ``policies``: per policy name, ``{"cumulative_regret": runs x rounds, "mean_reward": runs x
+    rounds}`` (with ``--policies``, the named registry policies; by default ``policy``, ``random``
+    and ``smab``, the same curves as the three fields above, which only the default writes);
     ``svi_divergences``: how many (run, round, action) fits went non-finite;
     ``wall_time_s`` (the sweep, compilation included), ``device_count``, ``devices``,
     ``jax_version``, ``bandits_jax_version``.
-and ``DIR/regret.png``: mean cumulative regret over runs with a 10-90 % band, policy vs random vs
-sMAB (needs matplotlib, the ``sim`` extra; ``--no-plot`` skips it).
+and ``DIR/regret.png``: mean cumulative regret over runs with a 10-90 % band, one curve per policy
+(needs matplotlib, the ``sim`` extra; ``--no-plot`` skips it).
+
+``--policies bnn_ts,linear_ts,uniform`` plays registry policies (:data:`bandits_jax.policies.REGISTRY`)
+instead of the default Bayesian-NN CMAB with its uniform-random and sMAB baselines: ``bnn_ts`` is
+the CMAB of ``--hidden`` and ``--num-steps``, ``linear_ts`` exact linear Thompson sampling, the
+others their defaults; all play the same contexts and reward draws, with the oracle.
 """
 
 from __future__ import annotations
@@ -92,6 +100,37 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
+def _policy_names(text: str) -> tuple[str, ...]:
+    """Comma-separated, distinct names of :data:`bandits_jax.policies.REGISTRY`."""
+    from bandits_jax.policies import REGISTRY
+
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [n for n in names if n not in REGISTRY]
+    if not names or unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"expected distinct comma-separated policy names from {sorted(REGISTRY)}, got {text!r}"
+        )
+    return names
+
+
+def players(names, config) -> dict:
+    """The registry policies called ``names``, built for ``config``'s problem."""
+    from bandits_jax import policies
+
+    out = {}
+    for name in names:
+        cls = policies.REGISTRY[name]
+        if cls is policies.BnnTS:
+            out[name] = policies.BnnTS.from_config(config)
+        elif cls is policies.LinearTS:
+            out[name] = policies.LinearTS(config.n_features)
+        elif cls in (policies.Uniform, policies.BetaBernoulli):
+            out[name] = cls()
+        else:
+            out[name] = cls.example(config.n_features)
+    return out
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "simulate",
@@ -129,6 +168,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         choices=SYNTHETIC + DATASETS,
         help="logistic or nonlinear (a new random one per run), or a scikit-learn data set "
         "(needs the sim extra) (default logistic)",
+    )
+    p.add_argument(
+        "--policies",
+        type=_policy_names,
+        default=None,
+        help="comma-separated registry policies to compare, e.g. bnn_ts,linear_ts,uniform "
+        "(default: the Bayesian-NN CMAB as 'policy' with 'random' and 'smab' baselines)",
     )
     p.add_argument("--out", type=Path, default=Path("simulation_results"), help="output folder")
     p.add_argument("--no-plot", action="store_true", help="skip regret.png (no matplotlib needed)")
@@ -177,11 +223,13 @@ def _memory_sizes(jax) -> tuple[int | None, int | None]:
 
 def _check_memory(args, n_actions: int, n_features: int, jax) -> str | None:
     """None unless a lower bound of what the run must hold already exceeds the memory there is:
-    the results (int32 actions and rewards of 4 policies per run, round and row), which also come
-    back to the host, and each run's posterior (a float32 mean and scale per weight and action)."""
+    the results (int32 actions and rewards of every policy and the oracle per run, round and row),
+    which also come back to the host, and each run's posterior (a float32 mean and scale per weight
+    and action)."""
     widths = (n_features, *args.hidden, 1)
     n_weights = sum(a * b + b for a, b in zip(widths, widths[1:]))
-    results = 32 * args.runs * args.rounds * args.batch_size
+    n_players = 4 if getattr(args, "policies", None) is None else len(args.policies) + 1
+    results = 8 * n_players * args.runs * args.rounds * args.batch_size
     posterior = 8 * args.runs * n_actions * n_weights
     host, devices = _memory_sizes(jax)
     if devices is None:  # the CPU backend: the devices' memory is the host's
@@ -238,7 +286,7 @@ def _sweep(args, config, env, env_axis, jax):
         start = time.perf_counter()
         # One round per chunk: a progress tick per round, one compiled program, same result as one scan.
         out = simulation.sweep(
-            config,
+            config if args.policies is None else players(args.policies, config),
             env,
             keys,
             args.rounds,
@@ -307,6 +355,9 @@ def run(args: argparse.Namespace) -> int:
     def mean_reward(trace) -> list:
         return rows(np.asarray(trace.rewards).mean(axis=-1))
 
+    legacy = args.policies is None
+    traces = {n: t for n, t in (out._asdict() if legacy else out).items() if n != "update_ok"}
+    played = [n for n in traces if n != simulation.ORACLE]
     results = {
         "configuration": {
             "environment": args.environment,
@@ -318,22 +369,33 @@ def run(args: argparse.Namespace) -> int:
             "hidden": list(args.hidden),
             "num_steps": args.num_steps,
             "seed": args.seed,
+            "policies": played,
             "cmab_config": simulation._config_dict(config),
         },
-        "policy_cumulative_regret": rows(out.policy.cumulative_regret),
-        "random_cumulative_regret": rows(out.random.cumulative_regret),
-        "smab_cumulative_regret": rows(out.smab.cumulative_regret),
-        "policy_mean_reward": mean_reward(out.policy),
-        "random_mean_reward": mean_reward(out.random),
-        "smab_mean_reward": mean_reward(out.smab),
-        "oracle_mean_reward": mean_reward(out.oracle),
-        "svi_divergences": int((~np.asarray(out.update_ok)).sum()),
-        "wall_time_s": wall,
-        "device_count": jax.device_count(),
-        "devices": [str(d) for d in jax.devices()],
-        "jax_version": jax.__version__,
-        "bandits_jax_version": bandits_jax.__version__,
     }
+    if legacy:
+        for name in ("policy", "random", "smab"):
+            results[f"{name}_cumulative_regret"] = rows(traces[name].cumulative_regret)
+        for name in ("policy", "random", "smab"):
+            results[f"{name}_mean_reward"] = mean_reward(traces[name])
+    results["oracle_mean_reward"] = mean_reward(traces[simulation.ORACLE])
+    results["policies"] = {
+        name: {
+            "cumulative_regret": rows(traces[name].cumulative_regret),
+            "mean_reward": mean_reward(traces[name]),
+        }
+        for name in played
+    }
+    results.update(
+        {
+            "svi_divergences": int(sum((~np.asarray(traces[n].update_ok)).sum() for n in played)),
+            "wall_time_s": wall,
+            "device_count": jax.device_count(),
+            "devices": [str(d) for d in jax.devices()],
+            "jax_version": jax.__version__,
+            "bandits_jax_version": bandits_jax.__version__,
+        }
+    )
     json_path = args.out / "results.json"
     try:  # checked before the sweep; this catches what changed since (a full disk, a removed folder)
         args.out.mkdir(parents=True, exist_ok=True)
@@ -341,16 +403,17 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         return _fail(f"--out {args.out}: cannot write {json_path} ({err.strerror or err})", status=1)
 
-    print(f"{'policy':<8} {'final cumulative regret (mean +- sd over runs)':>48}  {'reward rate':>11}")
-    for name in ("policy", "random", "smab", "oracle"):
-        final = np.asarray(getattr(out, name).cumulative_regret)[:, -1]
-        rate = np.asarray(getattr(out, name).rewards).mean()
-        print(f"{name:<8} {final.mean():>38.2f} +- {final.std():<7.2f}  {rate:>11.3f}")
+    width = max(8, *(len(n) for n in traces))
+    print(f"{'policy':<{width}} {'final cumulative regret (mean +- sd over runs)':>48}  {'reward rate':>11}")
+    for name, trace in traces.items():
+        final = np.asarray(trace.cumulative_regret)[:, -1]
+        rate = np.asarray(trace.rewards).mean()
+        print(f"{name:<{width}} {final.mean():>38.2f} +- {final.std():<7.2f}  {rate:>11.3f}")
     print(f"wall time {wall:.1f} s (compilation included); wrote {json_path}")
     if not args.no_plot:
         png = args.out / "regret.png"
         ax = simulation.plot_regret(
-            out, title=f"{args.environment}: {args.runs} runs, batch {args.batch_size}"
+            out if legacy else traces, title=f"{args.environment}: {args.runs} runs, batch {args.batch_size}"
         )
         ax.figure.savefig(png, dpi=120)
         print(f"wrote {png}")

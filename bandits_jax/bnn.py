@@ -80,8 +80,8 @@ def init_mlp(
     activation: str,
     use_residual_connections: bool,
     *,
-    fill_weight: float,
-    fill_bias: float | None = None,
+    fill_weight: float | Array,
+    fill_bias: float | Array | None = None,
     dtype=None,
 ) -> MLP:
     """An MLP whose every weight is ``fill_weight`` and every bias ``fill_bias`` (default: same)."""

@@ -16,26 +16,19 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, ClassVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from bandits_jax import _validation as val
-from bandits_jax import core
-from bandits_jax._object import (
-    CounterSaturationWarning,
-    ModelLock,
-    pad_actions,
-    unpad_actions,
-    warn_saturated,
-)
-from bandits_jax.bnn import MLP, logits_from_noise, n_units
+from bandits_jax._bandit import ArrayPrediction, Bandit, SviDivergenceWarning
+from bandits_jax._object import CounterSaturationWarning
+from bandits_jax.bnn import MLP
 from bandits_jax.config import CmabConfig, make_config
+from bandits_jax.policies.base import UpdateInfo
+from bandits_jax.policies.bnn_ts import BnnState, BnnTS
 from bandits_jax.strategy import ClassicBandit, Strategy
 
 __all__ = [
@@ -45,74 +38,6 @@ __all__ = [
     "CounterSaturationWarning",
     "SviDivergenceWarning",
 ]
-
-
-# The object API's key advances as ``key, sub = jax.random.split(key)`` per call (the simulation
-# replays the same chain). Splitting inside the jitted call, rather than in a separate one, saves a
-# fresh process about 0.2 s of compiling the split on its own.
-@partial(jax.jit, static_argnames=("config",))
-def _update(config, state, x, y, valid, key):
-    key, sub = jax.random.split(key)
-    new_state, info = core.update_grouped(config, state, x, y, valid, sub)
-    # Contexts finite in float32 can still overflow the network (1e20 squared is inf in the
-    # predictive variance); such a batch is refused before anything changes.
-    return new_state, info, key, _overflowing_rows(state, x, valid)
-
-
-def _overflowing_rows(state, x, valid):
-    """Which of each action's rows give a non-finite mean or variance of some layer under that
-    action's posterior (a zero-noise draw is non-finite exactly then: ``0 * sqrt(inf)`` is NaN)."""
-
-    def one(loc, scale, rows):
-        rows = rows.astype(loc.layers[0].weight.dtype)
-        eps = jnp.zeros((rows.shape[0], n_units(loc)), rows.dtype)
-        return jnp.isfinite(logits_from_noise(loc, scale, rows, eps))
-
-    return valid & ~jax.vmap(one)(state.loc, state.scale, x)
-
-
-def _group_rows(n_actions: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """NumPy twin of :func:`bandits_jax.core.route` for a batch without padding: each action's row
-    indices ``(n_actions, rows_per_action)``, valid rows first, and the validity mask.
-    ``rows_per_action`` is a power-of-two bucket of the largest action's count, so a new batch in a
-    seen bucket compiles nothing."""
-    order = np.argsort(actions, kind="stable")
-    counts = np.bincount(actions, minlength=n_actions)
-    starts = np.cumsum(counts) - counts
-    offsets = np.arange(val.bucket(int(counts.max())))
-    valid = offsets[None, :] < counts[:, None]
-    rows = order[np.minimum(starts[:, None] + offsets[None, :], len(actions) - 1)]
-    return rows, valid
-
-
-@jax.jit
-def _predict(state, context, key, strategy, action_mask):
-    key, sub = jax.random.split(key)
-    return core.predict(state, context, sub, strategy, action_mask), key
-
-
-class ArrayPrediction(NamedTuple):
-    """:meth:`CmabBernoulli.predict_arrays`' result: per row the chosen action *id* (what
-    :meth:`~CmabBernoulli.update` takes back), its position in ``action_ids``, and every action's
-    sampled probability and logit (columns in ``action_ids`` order)."""
-
-    actions: np.ndarray
-    action_indices: np.ndarray
-    probs: np.ndarray
-    logits: np.ndarray
-
-
-def _check_finite_logits(logits: np.ndarray) -> None:
-    if not np.isfinite(logits).all():
-        row = int(np.argwhere(~np.isfinite(logits))[0][0])
-        raise ValueError(
-            f"context row {row} is too large for the model: its logits overflow float32 "
-            "(rescale the features); nothing was changed"
-        )
-
-
-class SviDivergenceWarning(RuntimeWarning):
-    """An action's SVI fit went non-finite; its previous posterior and counts were kept."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +54,7 @@ class ActionView:
 class _Actions(Mapping):
     """Read-only mapping ``action_id -> ActionView`` over a state (views are built on access)."""
 
-    def __init__(self, action_ids: tuple, state: core.CmabState):
+    def __init__(self, action_ids: tuple, state: BnnState):
         self._ids = action_ids
         self._index = {a: i for i, a in enumerate(action_ids)}
         self._state = state
@@ -139,8 +64,8 @@ class _Actions(Mapping):
         i = self._index[action_id]
         if self._counts is None:
             self._counts = (np.asarray(self._state.n_successes), np.asarray(self._state.n_failures))
-        one = core.action_view(self._state, i)
-        return ActionView(action_id, int(self._counts[0][i]), int(self._counts[1][i]), one.loc, one.scale)
+        one = jax.tree.map(lambda leaf: leaf[i], (self._state.loc, self._state.scale))
+        return ActionView(action_id, int(self._counts[0][i]), int(self._counts[1][i]), *one)
 
     def __iter__(self) -> Iterator:
         return iter(self._ids)
@@ -152,54 +77,38 @@ class _Actions(Mapping):
         return f"Actions({list(self._ids)!r})"
 
 
-class CmabBernoulli:
+class CmabBernoulli(Bandit):
     """Contextual Bernoulli bandit: one Bayesian MLP per action, Thompson sampling, streaming SVI.
 
     Build it with :meth:`cold_start`. The model holds the action ids in a fixed order, a
-    :class:`~bandits_jax.config.CmabConfig`, the functional :class:`~bandits_jax.core.CmabState`,
-    the strategy and one PRNG key; every method validates its input first and assigns new state
-    only at the end, so a call that raises leaves the model exactly as it was.
+    :class:`~bandits_jax.config.CmabConfig`, its policy (:class:`~bandits_jax.policies.BnnTS`) and
+    the policy's state, the strategy and one PRNG key (see :mod:`bandits_jax._bandit`): every method
+    validates its input first and assigns new state only at the end, so a call that raises leaves
+    the model exactly as it was, and the model is safe to call from several threads.
     """
+
+    _kind: ClassVar[str] = "cmab"
+    _v1_names: ClassVar[dict[str, str]] = {
+        ".n_successes": ".stats.n_successes",
+        ".n_failures": ".stats.n_failures",
+    }
 
     def __init__(
         self,
         *,
         action_ids: Sequence,
         config: CmabConfig,
-        state: core.CmabState,
+        state: BnnState,
         strategy: Strategy,
         key: jax.Array,
     ):
-        ids = val.action_ids_tuple(list(action_ids) if isinstance(action_ids, tuple) else action_ids)
         if not isinstance(config, CmabConfig):
             raise TypeError(f"config must be a CmabConfig, got {type(config).__name__}")
-        if not isinstance(strategy, Strategy):
-            raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
-        if not isinstance(state, core.CmabState) or state.n_actions != len(ids):
-            raise ValueError(f"state must be a CmabState with one entry per action ({len(ids)})")
-        capacity = val.action_bucket(len(ids))
-        padded = pad_actions(state, core.init(config, capacity), len(ids)) if capacity > len(ids) else state
-        self._setup(ids, config, padded, strategy, key)
-
-    def _setup(self, ids: tuple, config: CmabConfig, padded_state, strategy: Strategy, key) -> None:
-        """Fill in a model whose state is already padded to ``action_bucket(len(ids))`` actions:
-        the actions beyond ``len(ids)`` are masked out of every prediction and get no rows, so a
-        new action count in a seen bucket compiles nothing."""
-        self._action_ids = ids
-        self._index = {a: i for i, a in enumerate(ids)}
-        self._ids_array = val.ids_array(ids)
-        self._mask = np.arange(val.action_bucket(len(ids))) < len(ids)
-        self._config = config
-        self._state = padded_state
-        self._strategy = strategy
-        self._key = key
-        self._lock = ModelLock()
-
-    @classmethod
-    def _from_padded(cls, ids, config, padded_state, strategy, key) -> CmabBernoulli:
-        mab = cls.__new__(cls)
-        mab._setup(ids, config, padded_state, strategy, key)
-        return mab
+        ids = val.action_ids_tuple(list(action_ids) if isinstance(action_ids, tuple) else action_ids)
+        if not isinstance(state, BnnState) or state.n_actions != len(ids):
+            raise ValueError(f"state must be a CmabState (BnnState) with one entry per action ({len(ids)})")
+        mab = self._build(ids, config, state, strategy, key)
+        self.__dict__.update(mab.__dict__)
 
     @classmethod
     def cold_start(
@@ -249,14 +158,38 @@ class CmabBernoulli:
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
         key = val.key_from_seed(val.random_seed(random_seed))
-        return cls._from_padded(ids, config, core.init(config, val.action_bucket(len(ids))), strategy, key)
+        return cls._from_padded(
+            ids, config, cls._cold_state(config, val.action_bucket(len(ids))), strategy, key
+        )
+
+    # ------------------------------------------------------------------ hooks of the base
+    @classmethod
+    def _policy_of(cls, config: CmabConfig) -> BnnTS:
+        return BnnTS.from_config(config)  # static settings; mu and sigma are data
+
+    @classmethod
+    def _cold_state(cls, config: CmabConfig, n_actions: int) -> BnnState:
+        return BnnTS.from_config(config).init(n_actions, config.mu, config.sigma)
+
+    def _config_json(self) -> dict:
+        return dataclasses.asdict(self._config)
+
+    @classmethod
+    def _config_from_json(cls, fields: Any) -> CmabConfig:
+        names = {f.name for f in dataclasses.fields(CmabConfig)}
+        if not isinstance(fields, dict) or set(fields) != names:
+            raise ValueError(f"config must hold exactly the fields {sorted(names)}, got {fields!r}")
+        fields = dict(fields)
+        fields["hidden_dim_list"] = tuple(fields["hidden_dim_list"])
+        fields["optimizer_kwargs"] = tuple((k, _tuples(v)) for k, v in fields["optimizer_kwargs"])
+        return CmabConfig(**fields)
+
+    def _check_transfer(self, current: Bandit, common: list) -> None:
+        from bandits_jax.transfer import check_network_growth
+
+        check_network_growth(current._config, self._config, common)
 
     # ------------------------------------------------------------------ read-only properties
-    @property
-    def action_ids(self) -> tuple:
-        """Action ids in the order of the state's action axis."""
-        return self._action_ids
-
     @property
     def actions(self) -> Mapping[Any, ActionView]:
         """Read-only mapping from action id to its :class:`ActionView`."""
@@ -266,28 +199,6 @@ class CmabBernoulli:
     @property
     def config(self) -> CmabConfig:
         return self._config
-
-    @property
-    def state(self) -> core.CmabState:
-        """The functional state (immutable arrays) for use with :mod:`bandits_jax.core`."""
-        return self._snapshot()[0]
-
-    def _snapshot(self) -> tuple[core.CmabState, jax.Array]:
-        """``(state, key)`` read together (one consistent pair under concurrent calls)."""
-        with self._lock:
-            state, key = self._state, self._key
-        return unpad_actions(state, len(self._action_ids)), key
-
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._lock = ModelLock()
-
-    @property
-    def strategy(self) -> Strategy:
-        return self._strategy
 
     @property
     def input_dim(self) -> int:
@@ -338,17 +249,10 @@ class CmabBernoulli:
                 float32 (nothing changes then, not even the PRNG key).
         """
         ctx = val.as_context(context, self.input_dim)
-        n, n_actions = ctx.shape[0], len(self._action_ids)
+        n = ctx.shape[0]
         padded = np.zeros((val.fine_bucket(n), ctx.shape[1]), np.float32)
         padded[:n] = ctx
-        with self._lock:
-            out, new_key = _predict(self._state, padded, self._key, self._strategy, self._mask)
-            chosen = np.asarray(out.actions)[:n]
-            probs = np.asarray(out.probs)[:n, :n_actions]
-            logits = np.asarray(out.logits)[:n, :n_actions]
-            _check_finite_logits(logits)
-            self._key = new_key
-        return ArrayPrediction(self._ids_array[chosen], chosen, probs, logits)
+        return self._predict_padded(padded, n)
 
     def predict(self, context) -> tuple[list, list[dict], list[dict]]:
         """PyBandits' form: per row the chosen action id, ``{action_id: prob}`` and
@@ -359,7 +263,7 @@ class CmabBernoulli:
         return actions, val.row_dicts(ids, out.probs), val.row_dicts(ids, out.logits)
 
     # ------------------------------------------------------------------ update
-    def update(self, actions, rewards, context) -> core.UpdateInfo:
+    def update(self, actions, rewards, context) -> UpdateInfo:
         """Streaming Bayesian update: each action is fitted on its own rows of the batch.
 
         Safe under threads: updates of one model run one at a time, each on the state the previous
@@ -371,7 +275,7 @@ class CmabBernoulli:
             context: ``(n_rows, n_features)`` array.
 
         Returns:
-            :class:`~bandits_jax.core.UpdateInfo` as NumPy arrays (loss traces, ``ok`` flags).
+            :class:`~bandits_jax.policies.UpdateInfo` as NumPy arrays (loss traces, ``ok`` flags).
 
         Raises:
             ValueError / TypeError naming the argument; the model is then unchanged. If an
@@ -380,39 +284,10 @@ class CmabBernoulli:
             :class:`CounterSaturationWarning` instead of wrapping around.
         """
         idx = val.as_action_indices(actions, self._index)
-        rew = val.as_rewards(rewards)
+        rew = self._policy.likelihood.check_rewards(rewards)
         ctx = val.as_context(context, self.input_dim)
         val.check_lengths(actions=idx, rewards=rew, context=ctx)
-        n_actions = len(self._action_ids)
-        rows, valid = _group_rows(val.action_bucket(n_actions), idx)
-        x = ctx[rows]
-        y = rew.astype(np.float32, copy=False)[rows]
-        with self._lock:
-            old = self._state
-            state, info, new_key, overflow = _update(self._config, old, x, y, valid, self._key)
-            overflow = np.asarray(overflow)
-            if overflow.any():
-                a, j = np.argwhere(overflow)[0]
-                raise ValueError(
-                    f"context row {int(rows[a, j])} is too large for the model: the network of action "
-                    f"{self._action_ids[a]!r} overflows float32 on it (rescale the features); "
-                    "nothing was updated"
-                )
-            info = core.UpdateInfo(*(np.asarray(v)[:n_actions] for v in info))
-            self._state, self._key = state, new_key
-        if not info.ok.all():
-            bad = [self._action_ids[i] for i in np.flatnonzero(~info.ok)]
-            warnings.warn(
-                f"SVI went non-finite for action(s) {bad!r}; their previous posterior and counts "
-                "were kept. Try a smaller update_kwargs['optimizer_kwargs']['step_size'] or "
-                "'gradient_clip_norm'.",
-                SviDivergenceWarning,
-                stacklevel=2,
-            )
-        successes = np.bincount(idx, weights=rew, minlength=n_actions) * info.ok
-        failures = np.bincount(idx, minlength=n_actions) * info.ok - successes
-        warn_saturated(self._action_ids, old, successes, failures)
-        return info
+        return self._update_rows(idx, rew, ctx)
 
     def posterior_mean_logits(self, context) -> np.ndarray:
         """``(n_rows, n_actions)`` logits under each action's posterior mean (no sampling).
@@ -426,57 +301,16 @@ class CmabBernoulli:
         padded[:n] = ctx
         with self._lock:
             state = self._state
-        logits = np.asarray(core.posterior_mean_logits(state, padded))[:n, : len(self._action_ids)]
-        _check_finite_logits(logits)
+        logits = np.asarray(self._policy.posterior_mean(state, padded))[:n, : len(self._action_ids)]
+        if not np.isfinite(logits).all():
+            row = int(np.argwhere(~np.isfinite(logits))[0][0])
+            raise ValueError(
+                f"context row {row} is too large for the model: its logits overflow float32 "
+                "(rescale the features)"
+            )
         return logits
 
-    # ------------------------------------------------------------------ persistence
-    def save(self, path) -> None:
-        """Write the model to ``path``: a versioned JSON header and the exact arrays, no pickle.
 
-        The write is atomic (a temporary file in the same folder, then a rename). Action ids must
-        be str or int. See :mod:`bandits_jax.persistence` for the format.
-
-        Examples:
-            >>> import os, tempfile
-            >>> mab = CmabBernoulli.cold_start(["a", "b"], n_features=2, random_seed=0)
-            >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
-            >>> mab.save(path)
-            >>> CmabBernoulli.load(path).action_ids
-            ('a', 'b')
-        """
-        from bandits_jax import persistence  # persistence imports this module
-
-        persistence.save(self, path)
-
-    @classmethod
-    def load(cls, path) -> CmabBernoulli:
-        """The model written by :meth:`save`: parameters, counts, strategy and PRNG key exactly.
-
-        Raises:
-            ValueError (:class:`~bandits_jax.persistence.ModelFormatError`): the file is truncated
-                or corrupt, holds another class, or comes from a newer format version.
-        """
-        from bandits_jax import persistence
-
-        return persistence.load(cls, path)
-
-    def get_state(self) -> tuple[str, str]:
-        """``(class_name, json_string)`` of the whole model, for keeping models in a database."""
-        from bandits_jax import persistence
-
-        return persistence.get_state(self)
-
-    @classmethod
-    def from_state(cls, state) -> CmabBernoulli:
-        """The model from :meth:`get_state`'s JSON string (or its whole tuple); errors as :meth:`load`.
-
-        Examples:
-            >>> mab = CmabBernoulli.cold_start(["a", "b"], n_features=2, random_seed=0)
-            >>> name, text = mab.get_state()
-            >>> name, CmabBernoulli.from_state(text).input_dim
-            ('CmabBernoulli', 2)
-        """
-        from bandits_jax import persistence
-
-        return persistence.from_state(cls, state)
+def _tuples(value):
+    """JSON turned tuples into lists; the config must be hashable again."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

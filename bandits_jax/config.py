@@ -1,7 +1,10 @@
-"""Static configuration of a CMAB: network structure, prior and SVI settings.
+"""Configuration of a CMAB: network structure, prior and SVI settings.
 
-`CmabConfig` is a frozen, hashable dataclass, passed to the jitted functions as a static argument:
-two models with equal configurations share their compiled code.
+`CmabConfig` is the whole configuration in one frozen, hashable dataclass (the object API's
+``config``). It splits into the parts that change the compiled program, :class:`Network` and
+:class:`SviSettings` (plus the prior *family*), which the policy
+(:class:`~bandits_jax.policies.BnnTS`) holds as static settings, and the prior's values ``mu`` and
+``sigma``, which are data: a new ``sigma`` compiles nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import inspect
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, no_type_check
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +37,33 @@ UPDATE_KEYS = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """The Bayesian MLP's structure (validated with the rest by :class:`CmabConfig`)."""
+
+    n_features: int
+    hidden_dim_list: tuple[int, ...] = ()
+    activation: str = "tanh"
+    use_residual_connections: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SviSettings:
+    """The SVI settings that shape the compiled fit (see :class:`CmabConfig` for the defaults and
+    why)."""
+
+    num_steps: int = 1000
+    step_size: float = 0.1
+    optimizer_type: str = "adam"
+    optimizer_kwargs: tuple[tuple[str, Any], ...] = ()
+    batch_size: int | None = None
+    num_particles: int = 1
+    gradient_clip_norm: float | None = None
+
+
+# The field annotations are the normalised types; __init__ takes wider input on purpose (NumPy
+# scalars, a dict of optimizer_kwargs) and checks it itself in __post_init__, naming the setting.
+@no_type_check
 @dataclasses.dataclass(frozen=True)
 class CmabConfig:
     """Everything about a CMAB that is fixed at compile time.
@@ -117,6 +147,14 @@ class CmabConfig:
         return (self.n_features, *self.hidden_dim_list, 1)
 
     @property
+    def network(self) -> Network:
+        return Network(self.n_features, self.hidden_dim_list, self.activation, self.use_residual_connections)
+
+    @property
+    def svi(self) -> SviSettings:
+        return SviSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SviSettings)})
+
+    @property
     def update_kwargs(self) -> dict[str, Any]:
         """The SVI settings in PyBandits' ``update_kwargs`` form."""
         return {
@@ -134,12 +172,12 @@ class CmabConfig:
 
 
 def make_config(
-    n_features: int,
-    hidden_dim_list: Sequence[int] | None = None,
+    n_features: numbers.Integral,
+    hidden_dim_list: Sequence[numbers.Integral] | None = None,
     activation: str = "tanh",
-    use_residual_connections: bool = False,
+    use_residual_connections: bool | np.bool_ = False,
     dist_type: str = "normal",
-    dist_params_init: Mapping[str, float] | None = None,
+    dist_params_init: Mapping[str, numbers.Real] | None = None,
     update_kwargs: Mapping[str, Any] | None = None,
 ) -> CmabConfig:
     """Build a :class:`CmabConfig` from PyBandits-style arguments, validating every one.
@@ -225,7 +263,7 @@ def _check_finite(name: str, value: Any, positive: bool = False) -> None:
 # ---------------------------------------------------------------------------------- optimizer
 
 
-def optimizer(config: CmabConfig) -> optax.GradientTransformation:
+def optimizer(config: CmabConfig | SviSettings) -> optax.GradientTransformation:
     """The SVI's optimizer: ``optax.<optimizer_type>(learning_rate=step_size, **optimizer_kwargs)``,
     preceded by ``optax.clip_by_global_norm(gradient_clip_norm)`` when that is set."""
     factory = getattr(optax, config.optimizer_type)

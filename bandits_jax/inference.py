@@ -15,20 +15,25 @@ an update come from one vectorised call before the loop (see :func:`draws`).
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
 import optax
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, Key, PRNGKeyArray
 from numpyro.distributions.kl import kl_divergence
 
 from bandits_jax import _random
 from bandits_jax import config as config_module
 from bandits_jax.bnn import MLP
-from bandits_jax.config import CmabConfig
+from bandits_jax.likelihoods import Bernoulli
+
+# What the fit reads: ``svi`` (:class:`~bandits_jax.config.SviSettings`), ``dist_type``, ``nu`` and
+# optionally ``likelihood``. A :class:`~bandits_jax.policies.BnnTS` has them and leaves the prior's
+# values out (so a new sigma compiles nothing); a :class:`CmabConfig` has them too.
+FitSettings = Any
 
 
 class FitResult(NamedTuple):
@@ -40,20 +45,25 @@ class FitResult(NamedTuple):
     ok: Bool[Array, " n_actions"]
 
 
-def _prior(config: CmabConfig, loc: Array, scale: Array) -> dist.Distribution:
+def _prior(config: FitSettings, loc: Array, scale: Array) -> dist.Distribution:
     if config.dist_type == "studentt":
         return dist.StudentT(jnp.asarray(config.nu, loc.dtype), loc, scale)
     return dist.Normal(loc, scale)
 
 
-def _optimizer(config: CmabConfig) -> optax.GradientTransformation:
+def _optimizer(config: FitSettings) -> optax.GradientTransformation:
     """The fit's optimizer, built by :func:`bandits_jax.config.optimizer` (the same construction
     that :class:`CmabConfig` checks with ``jax.eval_shape`` when it is made)."""
-    return config_module.optimizer(config)
+    return config_module.optimizer(config.svi)
+
+
+def _likelihood(config: FitSettings):
+    """The reward model: the policy's, Bernoulli for a plain :class:`CmabConfig`."""
+    return getattr(config, "likelihood", None) or Bernoulli()
 
 
 def _neg_elbo(
-    config: CmabConfig,
+    config: FitSettings,
     unravel,
     prior: dist.Distribution,
     params: Float[Array, "2 n_weights"],
@@ -75,8 +85,7 @@ def _neg_elbo(
     guide = dist.Normal(loc, jnp.exp(log_scale))
     w = loc + guide.scale * eps
     logits = jax.vmap(unravel(w))(x)
-    # Bernoulli(logits).log_prob(y) = y * logits - softplus(logits), as numpyro computes it.
-    log_lik = jnp.sum(jnp.where(mask, y * logits - jax.nn.softplus(logits), 0.0)) * data_scale
+    log_lik = jnp.sum(jnp.where(mask, _likelihood(config).log_prob(y, logits), 0.0)) * data_scale
     if config.dist_type == "normal":
         kl = jnp.sum(kl_divergence(guide, prior))
     else:
@@ -98,21 +107,21 @@ class _Draws(NamedTuple):
     u: Float[Array, "num_steps batch_size"]
 
 
-def _minibatch(config: CmabConfig, rows: int) -> bool:
-    return config.batch_size is not None and config.batch_size < rows
+def _minibatch(config: FitSettings, rows: int) -> bool:
+    return config.svi.batch_size is not None and config.svi.batch_size < rows
 
 
-def _draw(config: CmabConfig, key: PRNGKeyArray, n_weights: int, rows: int, dtype, leading=()) -> _Draws:
+def _draw(config: FitSettings, key: PRNGKeyArray, n_weights: int, rows: int, dtype, leading=()) -> _Draws:
     """Every SVI step's randomness (``leading`` steps axes first), from one key."""
-    batch = config.batch_size if _minibatch(config, rows) else 0
+    batch = config.svi.batch_size if _minibatch(config, rows) else 0
     eps_key, u_key = jax.random.split(key) if batch else (key, None)
-    eps = _random.normal(eps_key, (*leading, config.num_particles, n_weights), dtype)
+    eps = _random.normal(eps_key, (*leading, config.svi.num_particles, n_weights), dtype)
     u = _random.uniform(u_key, (*leading, batch), dtype) if batch else jnp.zeros((*leading, 0), dtype)
     return _Draws(eps, u)
 
 
 def _fit_one(
-    config: CmabConfig,
+    config: FitSettings,
     loc: MLP,
     scale: MLP,
     x: Float[Array, "rows n_features"],
@@ -133,7 +142,7 @@ def _fit_one(
     particle = jax.value_and_grad(partial(_neg_elbo, config, unravel, prior))
 
     def loss_and_grad(params, eps, *data):
-        if config.num_particles == 1:
+        if config.svi.num_particles == 1:
             return particle(params, eps[0], *data)
         # numpyro's mean over particles, vectorised.
         losses, grads = jax.vmap(particle, in_axes=(None, 0, None, None, None, None))(params, eps, *data)
@@ -149,7 +158,7 @@ def _fit_one(
     if isinstance(randomness, _Draws):
         steps = randomness
     else:
-        steps = jax.random.split(randomness, config.num_steps)
+        steps = jax.random.split(randomness, config.svi.num_steps)
 
     def step(carry, draws):
         params, opt_state = carry
@@ -159,7 +168,7 @@ def _fit_one(
             # Valid rows come first (see core.route); draw the minibatch among them with
             # replacement and scale the likelihood so the ELBO stays unbiased.
             idx = jnp.minimum((draws.u * n_valid).astype(jnp.int32), n_valid - 1)
-            data = (x[idx], y[idx], mask[idx], n_valid.astype(x.dtype) / config.batch_size)
+            data = (x[idx], y[idx], mask[idx], n_valid.astype(x.dtype) / config.svi.batch_size)
         else:
             data = (x, y, mask, one)
         loss, grads = loss_and_grad(params, draws.eps, *data)
@@ -179,7 +188,7 @@ def _fit_one(
 
 @partial(jax.jit, static_argnames=("config",))
 def fit(
-    config: CmabConfig,
+    config: FitSettings,
     loc: MLP,
     scale: MLP,
     x: Float[Array, "n_actions rows n_features"],
@@ -205,13 +214,15 @@ def fit(
     return jax.vmap(partial(_fit_one, config))(loc, scale, x, y, mask, draws(config, loc, x, key))
 
 
-def draws(config: CmabConfig, loc: MLP, x: Array, key: PRNGKeyArray) -> _Draws | PRNGKeyArray:
+def draws(
+    config: FitSettings, loc: MLP, x: Float[ArrayLike, "n_actions rows n_features"], key: PRNGKeyArray
+) -> _Draws | Key[Array, " n_actions"]:
     """The randomness :func:`fit` hands each action (leading action axis): pre-drawn
     :class:`_Draws` where they fit in ``_PREDRAW_LIMIT`` numbers, per-action keys otherwise."""
     n_actions, rows = x.shape[0], x.shape[1]
     n_weights = sum(leaf[0].size for leaf in jax.tree.leaves(loc))
-    batch = config.batch_size if _minibatch(config, rows) else 0
-    size = n_actions * config.num_steps * (config.num_particles * n_weights + batch)
+    batch = config.svi.batch_size if _minibatch(config, rows) else 0
+    size = n_actions * config.svi.num_steps * (config.svi.num_particles * n_weights + batch)
     if size > _PREDRAW_LIMIT:
         return jax.random.split(key, n_actions)
-    return _draw(config, key, n_weights, rows, x.dtype, leading=(n_actions, config.num_steps))
+    return _draw(config, key, n_weights, rows, x.dtype, leading=(n_actions, config.svi.num_steps))

@@ -1,6 +1,7 @@
 """Versioned, pickle-free persistence of bandit models (``save`` / ``load``, ``get_state`` /
 ``from_state`` on :class:`~bandits_jax.cmab.CmabBernoulli` and
-:class:`~bandits_jax.smab.SmabBernoulli`).
+:class:`~bandits_jax.smab.SmabBernoulli`), class-agnostic: it calls the object API's hooks
+(:class:`bandits_jax._bandit.Bandit`) and imports no model class.
 
 A saved model is data: a JSON header and the arrays of its state, bit for bit. Nothing is pickled
 and nothing but the library's own classes is ever constructed from a file.
@@ -61,16 +62,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bandits_jax import core, smab
 from bandits_jax import strategy as strategy_module
-from bandits_jax.cmab import CmabBernoulli
-from bandits_jax.config import CmabConfig
-from bandits_jax.smab import SmabBernoulli
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFormatError", "from_state", "get_state", "load", "save"]
 
 FORMAT = "bandits_jax.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 (bandits_jax before the policy contract) kept a CMAB's counters at the top of its state;
+# version 2 keeps them under the likelihood's ``stats``. A v1 file's arrays are read under the names
+# its class maps them to (``cls._v1_names``); its checksum covers the header as written.
 _ZIP_MAGIC = b"PK\x03\x04"
 _KEY_ARRAY = "key"
 _MAX_HEADER_BYTES = 16 << 20  # the JSON header of a file; a real one is a few kB per 100 actions
@@ -84,7 +84,7 @@ class ModelFormatError(ValueError):
 
 
 # ---------------------------------------------------------------------------------- public API
-def save(model: CmabBernoulli | SmabBernoulli, path: str | os.PathLike) -> None:
+def save(model: Any, path: str | os.PathLike) -> None:
     """Write ``model`` to ``path`` atomically (see the module docstring for the format)."""
     target = _as_path(path)
     header, arrays = _encode(model)
@@ -117,7 +117,7 @@ def load(cls: type, path: str | os.PathLike):
         return _decode(cls, header, arrays, plan)
 
 
-def get_state(model: CmabBernoulli | SmabBernoulli) -> tuple[str, str]:
+def get_state(model: Any) -> tuple[str, str]:
     """``(class_name, json_string)``: the whole model as one JSON string (PyBandits' form)."""
     header, arrays = _encode(model)
     header["data"] = [base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii") for a in arrays]
@@ -163,12 +163,14 @@ def _encode(model) -> tuple[dict, list[np.ndarray]]:
     """The header (with its checksum) and the arrays of ``model``."""
     from bandits_jax import __version__  # the package is initialised by the time anyone saves
 
-    if isinstance(model, CmabBernoulli):
-        config = _config_to_json(model.config)
-    elif isinstance(model, SmabBernoulli):
-        config = None
-    else:
-        raise TypeError(f"model must be a CmabBernoulli or SmabBernoulli, got {type(model).__name__}")
+    # The object API's hooks (bandits_jax._bandit.Bandit): this module knows no model class.
+    if not callable(getattr(model, "_config_json", None)) or not callable(getattr(model, "_snapshot", None)):
+        raise TypeError(
+            f"model must be a bandits_jax model such as CmabBernoulli, got {type(model).__name__}"
+        )
+    config = model._config_json()
+    if config is not None:
+        config = _config_to_json(config)
     state, key = model._snapshot()  # one consistent (state, key) pair under concurrent calls
     leaves, _ = jax.tree_util.tree_flatten_with_path(state)
     names = [jax.tree_util.keystr(path) for path, _ in leaves]
@@ -206,8 +208,8 @@ def _action_ids_to_json(action_ids: tuple) -> list:
     return out
 
 
-def _config_to_json(config: CmabConfig) -> dict:
-    out = dataclasses.asdict(config)
+def _config_to_json(config: dict) -> dict:
+    out = dict(config)
     try:
         json.dumps(out, allow_nan=False)
     except (TypeError, ValueError) as err:
@@ -289,7 +291,7 @@ class _Plan(NamedTuple):
 
     specs: list[_Spec]
     action_ids: tuple
-    config: CmabConfig | None
+    config: Any
     treedef: Any
     scales: frozenset[int]  # indices of the posterior scale leaves
 
@@ -300,13 +302,16 @@ def _plan(cls: type, header: dict) -> _Plan:
     The model's skeleton comes from ``jax.eval_shape``: a config of any size allocates nothing.
     """
     specs = [_spec(entry) for entry in header["arrays"]]
+    if header["format_version"] == 1:
+        specs = [spec._replace(name=cls._v1_names.get(spec.name, spec.name)) for spec in specs]
     action_ids = _action_ids_from_json(header.get("action_ids"))
-    if issubclass(cls, CmabBernoulli):
-        config = _config_from_json(header.get("config"))
-        skeleton = jax.eval_shape(functools.partial(core.init, config, len(action_ids)))
-    else:
-        config = None
-        skeleton = jax.eval_shape(functools.partial(smab.init, len(action_ids)))
+    try:
+        config = cls._config_from_json(header.get("config"))
+    except ModelFormatError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ModelFormatError(f"its config is not valid: {err}") from None
+    skeleton = jax.eval_shape(functools.partial(cls._cold_state, config, len(action_ids)))
     leaves, treedef = jax.tree_util.tree_flatten_with_path(skeleton)
     expected = [jax.tree_util.keystr(p) for p, _ in leaves] + [_KEY_ARRAY]
     if [spec.name for spec in specs] != expected:
@@ -440,33 +445,16 @@ def _decode(cls: type, header: dict, arrays: list[np.ndarray], plan: _Plan):
     if _digest(header, arrays) != header.get("sha256"):
         raise ModelFormatError("checksum mismatch: the data is corrupt")
     _check_values(plan, arrays)
-    names = [spec.name for spec in plan.specs]
+    names = [spec.name.rsplit(".", 1)[-1] for spec in plan.specs]
     if header.get("counts") != {
-        "n_successes": arrays[names.index(".n_successes")].tolist(),
-        "n_failures": arrays[names.index(".n_failures")].tolist(),
+        "n_successes": arrays[names.index("n_successes")].tolist(),
+        "n_failures": arrays[names.index("n_failures")].tolist(),
     }:
         raise ModelFormatError("the counts in the header do not match the arrays")
     strategy = _strategy_from_json(header["strategy"])
     state = jax.tree_util.tree_unflatten(plan.treedef, [jnp.asarray(a) for a in arrays[:-1]])
     key = jax.random.wrap_key_data(jnp.asarray(arrays[-1]), impl=header["key_impl"])
-    if plan.config is None:
-        return cls(action_ids=plan.action_ids, state=state, strategy=strategy, key=key)
-    return cls(action_ids=plan.action_ids, config=plan.config, state=state, strategy=strategy, key=key)
-
-
-def _config_from_json(fields: dict) -> CmabConfig:
-    names = {f.name for f in dataclasses.fields(CmabConfig)}
-    if not isinstance(fields, dict) or set(fields) != names:
-        raise ModelFormatError(f"config must hold exactly the fields {sorted(names)}, got {fields!r}")
-    fields = dict(fields)
-    fields["hidden_dim_list"] = tuple(fields["hidden_dim_list"])
-    fields["optimizer_kwargs"] = tuple((k, _tuples(v)) for k, v in fields["optimizer_kwargs"])
-    return CmabConfig(**fields)
-
-
-def _tuples(value):
-    """JSON turned tuples into lists; the config must be hashable again."""
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+    return cls._build(plan.action_ids, plan.config, state, strategy, key)
 
 
 def _strategy_from_json(spec: dict):

@@ -1,40 +1,48 @@
 """Simulated bandit experiments as compiled programs: environments, ``simulate`` and ``sweep``.
 
 An *environment* is an equinox module (a pytree) with ``sample_context(key, n) -> (n, n_features)``
-and ``reward_probs(context) -> (n, n_actions)``. :func:`simulate` runs one experiment,
-predict -> reward draw -> update for every round, as one ``lax.scan`` over the functional core
-(:func:`bandits_jax.core.predict` and :func:`bandits_jax.core.update`: the same code the object API
-runs, not a copy). Every round it also plays three baselines on the same contexts and the same
-reward draws (common random numbers): uniform random, the oracle (the best action, expected regret
-0) and a context-free Beta-Bernoulli Thompson sampler (:mod:`bandits_jax.smab`), so a result shows
-what the context buys. :func:`sweep` runs many experiments at once: ``vmap`` over seeds and over
-numeric settings, the run axis sharded over every device.
+and ``expected_rewards(context) -> (n, n_actions)`` (``reward_probs`` is its old name). Rewards are
+drawn by a likelihood (:mod:`bandits_jax.likelihoods`, the one the simulated policies share) given
+their expected value: nothing here assumes Bernoulli rewards.
+
+:func:`simulate_policies` (or :func:`simulate` with a mapping) plays any policies
+(:mod:`bandits_jax.policies`) for ``n_rounds`` rounds as one ``lax.scan``: every round,
+:func:`round_draws` gives the contexts and the reward of every row and action (common random
+numbers: every policy and the oracle see the same), then each policy predicts with
+:func:`bandits_jax._bandit.predict_step` (the object API's step, not a copy) and updates on the
+rewards of its own choices. The result is one :class:`Trace` per policy plus ``"oracle"`` (the best
+action, expected regret 0). :func:`simulate` with a :class:`~bandits_jax.config.CmabConfig` is the
+original experiment on top of it: the CMAB (:class:`~bandits_jax.policies.BnnTS`) as ``policy``,
+with :class:`~bandits_jax.policies.Uniform` as ``random`` and
+:class:`~bandits_jax.policies.BetaBernoulli` (the context-free sMAB) as ``smab``, so a result
+shows what the context buys. :func:`sweep` runs many experiments at once: ``vmap`` over seeds and
+over any policy's init data (priors), the run axis sharded over every device.
 
 Regret:
     Per round, the expected regret of a policy is ``sum_i max_a p(x_i, a) - p(x_i, a_i)`` over the
-    round's ``batch_size`` rows, with ``p = env.reward_probs``; ``cumulative_regret`` is its running
-    sum over rounds.
+    round's ``batch_size`` rows, with ``p = env.expected_rewards``; ``cumulative_regret`` is its
+    running sum over rounds and ``best_reward`` the round's ``sum_i max_a p(x_i, a)``.
 
 Keys:
-    ``policy_key, smab_key, env_key = jax.random.split(key, 3)``. Round ``t`` uses
-    ``ctx_key, reward_key, random_key = jax.random.split(jax.random.fold_in(env_key, t), 3)``:
-    contexts and probabilities from ``env.sample(ctx_key, batch_size)``, one uniform per row and
-    action ``u = jax.random.uniform(reward_key, (batch_size, n_actions))`` (the reward of action
-    ``a`` in row ``i`` is ``u[i, a] < p[i, a]``, shared by every policy), and the random baseline's
-    actions from ``random_key``. The policy's key advances exactly as
-    :class:`~bandits_jax.cmab.CmabBernoulli`'s does (``policy_key, sub = split(policy_key)``
-    before ``predict`` and again before ``update``), and the sMAB's as
-    :class:`~bandits_jax.smab.SmabBernoulli`'s, so a model whose ``_key`` is ``policy_key`` replays
-    a simulation exactly.
+    Round ``t`` uses ``ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t),
+    3)``: contexts and expected rewards from ``env.sample(ctx_key, batch_size)`` and the reward of
+    every row and action from ``likelihood.sample(reward_key, expected)`` (for Bernoulli, ``u[i, a]
+    < p[i, a]`` with ``u = jax.random.uniform(reward_key, (batch_size, n_actions))``). Each policy's
+    key advances exactly as :class:`~bandits_jax.cmab.CmabBernoulli`'s does (``key, sub =
+    split(key)`` before ``predict`` and again before ``update``), so a model whose ``_key`` is the
+    policy's key replays a simulation exactly. With policies, ``env_key = split(key)[0]`` and policy
+    ``name`` plays with :func:`policy_key` ``(key, name)``. With a configuration, ``policy_key,
+    smab_key, env_key = jax.random.split(key, 3)`` and the random policy's key is
+    ``jax.random.fold_in(key, 1)``.
 
 What a sweep can vary:
     Settings that live in the state are traced, so one compiled program serves every value: the
-    seed, the prior's ``prior_mu`` and ``prior_sigma`` (the cold-start posterior is the prior; they
-    override ``config.mu`` / ``config.sigma``), and the environment itself (``env_axis=0``: one
-    environment per run). Everything in the static :class:`~bandits_jax.config.CmabConfig` (step
-    size, ``num_steps``, hidden widths, prior family) is compiled in, since the optimizer is built
-    from it; :func:`sweep_configs` sweeps those with a Python loop over compiled programs, one per
-    configuration.
+    seed, any policy's ``init`` data (``init_data``; with a configuration the prior's
+    ``prior_mu`` and ``prior_sigma``, which override ``config.mu`` / ``config.sigma``), and the
+    environment itself (``env_axis=0``: one environment per run). A policy's static settings, as
+    everything in the :class:`~bandits_jax.config.CmabConfig` (step size, ``num_steps``, hidden
+    widths, prior family), are compiled in; :func:`sweep_configs` sweeps those with a Python loop
+    over compiled programs, one per configuration.
 
 Devices:
     :func:`sweep` lays the run axis over a 1-D :class:`jax.sharding.Mesh` of ``devices`` (default
@@ -70,7 +78,8 @@ import abc
 import dataclasses
 import itertools
 import math
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -80,10 +89,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
-from jaxtyping import Array, ArrayLike, Bool, Float, Int, Key, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Key, PRNGKeyArray, Real
 
 from bandits_jax import core, smab
+from bandits_jax._bandit import predict_step
 from bandits_jax.config import CmabConfig
+from bandits_jax.policies import BetaBernoulli, BnnTS, Feedback, Policy, Uniform
 from bandits_jax.strategy import ClassicBandit, Strategy
 
 __all__ = [
@@ -91,15 +102,22 @@ __all__ = [
     "Environment",
     "LogisticEnv",
     "MLPEnv",
+    "PoliciesState",
+    "RoundDraws",
     "SimulationResult",
     "SimulationState",
     "Trace",
     "grid",
+    "init_policies",
     "init_simulation",
     "load_sklearn",
+    "play_rounds",
     "plot_regret",
+    "policy_key",
+    "round_draws",
     "run_rounds",
     "simulate",
+    "simulate_policies",
     "sweep",
     "sweep_configs",
 ]
@@ -115,7 +133,14 @@ _RUNS = "runs"
 
 # ---------------------------------------------------------------------------------- environments
 class Environment(eqx.Module):
-    """A contextual Bernoulli bandit problem: contexts and each action's reward probability."""
+    """A contextual bandit problem: contexts and each action's expected reward.
+
+    Subclasses implement ``n_actions``, ``n_features``, :meth:`sample_context` and
+    :meth:`expected_rewards`. The reward *distribution* is not the environment's: rewards are drawn
+    by a likelihood (:mod:`bandits_jax.likelihoods`, the policies' own) given their expected value,
+    :meth:`sample_rewards`. ``reward_probs`` is the old name of :meth:`expected_rewards` (for
+    Bernoulli rewards the expected reward is the probability of a 1).
+    """
 
     @property
     @abc.abstractmethod
@@ -130,15 +155,25 @@ class Environment(eqx.Module):
         """``n`` i.i.d. contexts."""
 
     @abc.abstractmethod
+    def expected_rewards(self, context: Float[Array, "n n_features"]) -> Float[Array, "n n_actions"]:
+        """Each action's expected reward, per row."""
+
     def reward_probs(self, context: Float[Array, "n n_features"]) -> Float[Array, "n n_actions"]:
-        """Probability that each action's reward is 1, per row."""
+        """Alias of :meth:`expected_rewards` (its name before rewards went through a likelihood)."""
+        return self.expected_rewards(context)
+
+    def sample_rewards(
+        self, key: PRNGKeyArray, context: Float[Array, "n n_features"], likelihood: Any
+    ) -> Array:
+        """Every action's reward per row, drawn by ``likelihood.sample`` given its expected value."""
+        return likelihood.sample(key, self.expected_rewards(context))
 
     def sample(
         self, key: PRNGKeyArray, n: int
     ) -> tuple[Float[Array, "n n_features"], Float[Array, "n n_actions"]]:
-        """Contexts and their reward probabilities; ``sample(key, n)[0] == sample_context(key, n)``."""
+        """Contexts and their expected rewards; ``sample(key, n)[0] == sample_context(key, n)``."""
         context = self.sample_context(key, n)
-        return context, self.reward_probs(context)
+        return context, self.expected_rewards(context)
 
 
 class _GaussianContextEnv(Environment):
@@ -180,7 +215,7 @@ class LogisticEnv(_GaussianContextEnv):
     def _layers(self) -> tuple[Array, Array]:
         return self.weight, self.weight
 
-    def reward_probs(self, context):
+    def expected_rewards(self, context):
         return jax.nn.sigmoid(context @ self.weight + self.bias)
 
     @classmethod
@@ -224,7 +259,7 @@ class MLPEnv(_GaussianContextEnv):
     def _layers(self) -> tuple[Array, Array]:
         return self.w1, self.w2
 
-    def reward_probs(self, context):
+    def expected_rewards(self, context):
         return jax.nn.sigmoid(jnp.tanh(context @ self.w1 + self.b1) @ self.w2 + self.b2)
 
     @classmethod
@@ -254,7 +289,7 @@ class ClassificationEnv(Environment):
     reward 1 exactly when the guess is the row's label.
 
     Contexts are rows drawn uniformly with replacement. :meth:`sample` knows each drawn row's
-    label; :meth:`reward_probs` of an arbitrary context uses the label of its nearest row (exact for
+    label; :meth:`expected_rewards` of an arbitrary context uses the label of its nearest row (exact for
     the data set's own rows, ``O(n x n_samples)``).
 
     Examples:
@@ -288,7 +323,7 @@ class ClassificationEnv(Environment):
             self.labels[rows], self.n_classes, dtype=self.features.dtype
         )
 
-    def reward_probs(self, context):
+    def expected_rewards(self, context):
         dist = jnp.sum(jnp.square(context[:, None, :] - self.features[None, :, :]), axis=-1)
         labels = self.labels[jnp.argmin(dist, axis=1)]
         return jax.nn.one_hot(labels, self.n_classes, dtype=self.features.dtype)
@@ -353,20 +388,30 @@ def load_sklearn(name: str, *, standardize: bool = True) -> ClassificationEnv:
 
 
 # ---------------------------------------------------------------------------------- simulate
+ORACLE = "oracle"
+
+
 class Trace(NamedTuple):
-    """One policy's record of a simulation (a sweep adds a leading run axis to every field)."""
+    """One policy's record of a simulation (a sweep adds a leading run axis to every field).
+
+    ``best_reward[t]`` is the round's best possible expected reward (the sum over its rows of the
+    largest expected reward), the same for every policy of a simulation; ``update_ok[t, a]`` is
+    False where action ``a``'s update of round ``t`` went non-finite (always True for the oracle).
+    """
 
     actions: Int[Array, "n_rounds batch_size"]
-    rewards: Int[Array, "n_rounds batch_size"]
+    rewards: Real[Array, "n_rounds batch_size"]
     regret: Float[Array, " n_rounds"]
     cumulative_regret: Float[Array, " n_rounds"]
+    best_reward: Float[Array, " n_rounds"]
+    update_ok: Bool[Array, "n_rounds n_actions"]
 
 
 class SimulationResult(NamedTuple):
     """The CMAB ``policy`` and the three baselines, all played on the same contexts and reward draws.
 
     ``update_ok[t, a]`` is False where action ``a``'s SVI fit of round ``t`` went non-finite (see
-    :class:`~bandits_jax.core.UpdateInfo`).
+    :class:`~bandits_jax.core.UpdateInfo`); it is ``policy.update_ok``.
     """
 
     policy: Trace
@@ -376,9 +421,20 @@ class SimulationResult(NamedTuple):
     update_ok: Bool[Array, "n_rounds n_actions"]
 
 
+class PoliciesState(NamedTuple):
+    """What a simulation of any policies carries from round to round, per policy name: its state,
+    its PRNG key and its running regret (the oracle's too)."""
+
+    states: dict[str, Any]
+    keys: dict[str, PRNGKeyArray]
+    env_key: PRNGKeyArray
+    total_regret: dict[str, Float[Array, ""]]
+
+
 class SimulationState(NamedTuple):
-    """What a simulation carries from round to round; running sums of regret in the order
-    ``(policy, random, oracle, smab)``."""
+    """What a simulation of the CMAB and its baselines carries from round to round; running sums of
+    regret in the order ``(policy, random, oracle, smab)``; ``random`` and ``random_key`` are the
+    uniform-random policy's counters and key (build states with :func:`init_simulation`)."""
 
     cmab: core.CmabState
     smab: smab.SmabState
@@ -386,6 +442,245 @@ class SimulationState(NamedTuple):
     smab_key: PRNGKeyArray
     env_key: PRNGKeyArray
     total_regret: Float[Array, "4"]
+    random: Any = None
+    random_key: Any = None
+
+
+class RoundDraws(NamedTuple):
+    """One round's contexts, every action's expected reward and every action's drawn reward per row
+    (common random numbers: every policy sees these)."""
+
+    context: Float[Array, "batch_size n_features"]
+    expected: Float[Array, "batch_size n_actions"]
+    rewards: Real[Array, "batch_size n_actions"]
+
+
+def round_draws(
+    env_key: PRNGKeyArray, t: int | Int[Array, ""], batch_size: int, env: Environment, likelihood: Any
+) -> RoundDraws:
+    """Round ``t``'s draws: ``ctx_key, reward_key, _ = split(fold_in(env_key, t), 3)``, contexts and
+    expected rewards from ``env.sample(ctx_key, batch_size)``, and the reward of every row and
+    action from ``likelihood.sample(reward_key, expected)``."""
+    ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
+    context, expected = env.sample(ctx_key, batch_size)
+    return RoundDraws(context, expected, likelihood.sample(reward_key, expected))
+
+
+def policy_key(key: PRNGKeyArray, name: str) -> PRNGKeyArray:
+    """The PRNG key of policy ``name`` in a simulation of key ``key`` (it does not depend on which
+    other policies play): ``fold_in(split(key)[1], crc32(name) % 2**31)``."""
+    return jax.random.fold_in(jax.random.split(key)[1], zlib.crc32(name.encode()) & 0x7FFFFFFF)
+
+
+def _items(policies: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """The policies as a hashable (static) tuple of ``(name, policy)``, checked."""
+    if not isinstance(policies, Mapping) or not policies:
+        raise TypeError(f"policies must be a non-empty mapping of name -> policy, got {policies!r}")
+    items = tuple(policies.items())
+    for name, policy in items:
+        if not isinstance(name, str) or name == ORACLE:
+            raise ValueError(f"policy names must be strings other than {ORACLE!r}, got {name!r}")
+        if not isinstance(policy, Policy):
+            raise TypeError(f"policy {name!r} does not implement bandits_jax.policies.Policy: {policy!r}")
+        try:
+            hash(policy)
+        except TypeError:
+            raise TypeError(f"policy {name!r} must be hashable (a frozen dataclass): {policy!r}") from None
+    return items
+
+
+def _likelihood(items) -> Any:
+    """The reward model of a simulation: the policies' likelihood, which they must share."""
+    likelihoods = {policy.likelihood for _, policy in items}
+    if len(likelihoods) != 1:
+        raise ValueError(f"every policy of a simulation must have the same likelihood, got {likelihoods}")
+    return likelihoods.pop()
+
+
+def _policy_features(policy) -> int | None:
+    n = getattr(policy, "n_features", None)
+    if n is None:
+        n = getattr(getattr(policy, "network", None), "n_features", None)
+    return n
+
+
+def _check_policies(items, env: Environment, n_actions: int | None) -> int:
+    if not isinstance(env, Environment):
+        raise TypeError(f"env must be a bandits_jax.simulation.Environment, got {env!r}")
+    for name, policy in items:
+        n = _policy_features(policy)
+        if n is not None and n != env.n_features:
+            raise ValueError(f"policy {name!r} has n_features {n} but the environment has {env.n_features}")
+    if n_actions is not None and n_actions != env.n_actions:
+        raise ValueError(f"n_actions is {n_actions} but the environment has {env.n_actions} actions")
+    _likelihood(items)
+    return env.n_actions
+
+
+def _init_states(
+    items, n_actions: int, init_data: Mapping[str, Mapping[str, Any]] | None, key, env_key, keys=None
+) -> PoliciesState:
+    init_data = dict(init_data or {})
+    unknown = set(init_data) - {name for name, _ in items}
+    if unknown:
+        raise ValueError(f"init_data names policies that do not play: {sorted(unknown)}")
+    states = {name: policy.init(n_actions, **init_data.get(name, {})) for name, policy in items}
+    if keys is None:
+        keys = {name: policy_key(key, name) for name, _ in items}
+    dtype = jnp.result_type(float)
+    total = {name: jnp.zeros((), dtype) for name in (*(n for n, _ in items), ORACLE)}
+    return PoliciesState(states, keys, env_key, total)
+
+
+def init_policies(
+    policies: Mapping[str, Any],
+    env: Environment,
+    key: PRNGKeyArray,
+    n_actions: int | None = None,
+    *,
+    init_data: Mapping[str, Mapping[str, Any]] | None = None,
+) -> PoliciesState:
+    """Cold start of a simulation of ``policies``: ``policy.init(n_actions, **init_data[name])``
+    each (the init data may be traced: this is how :func:`sweep` varies priors), the environment's
+    key ``split(key)[0]`` and every policy's :func:`policy_key`."""
+    items = _items(policies)
+    n_actions = _check_policies(items, env, n_actions)
+    return _init_states(items, n_actions, init_data, key, jax.random.split(key)[0])
+
+
+def _round(items, env: Environment, batch_size: int, strategy: Strategy, sim: PoliciesState, t):
+    draws = round_draws(sim.env_key, t, batch_size, env, _likelihood(items))
+    expected = draws.expected
+    n_actions = expected.shape[-1]
+    best = jnp.max(expected, axis=-1)
+    rows = jnp.arange(batch_size)
+    mask = jnp.ones((batch_size,), bool)
+    states, keys, total, out = {}, {}, {}, {}
+
+    def record(name, chosen, ok):
+        chosen = chosen.astype(jnp.int32)
+        regret = jnp.sum(best - expected[rows, chosen]).astype(sim.total_regret[name].dtype)
+        total[name] = sim.total_regret[name] + regret
+        out[name] = (chosen, draws.rewards[rows, chosen], regret, total[name], jnp.sum(best), ok)
+
+    for name, policy in items:
+        # The object API's steps: key, sub = split(key) before predict and again before update.
+        (chosen, _, _), key = predict_step(
+            policy, sim.states[name], sim.keys[name], draws.context, strategy, None
+        )
+        key, sub = jax.random.split(key)
+        feedback = Feedback(draws.context, chosen, draws.rewards[rows, chosen], mask)
+        states[name], info = policy.update(sub, sim.states[name], feedback)
+        keys[name] = key
+        record(name, chosen, info.ok)
+    record(ORACLE, jnp.argmax(expected, axis=-1), jnp.ones((n_actions,), bool))
+    return PoliciesState(states, keys, sim.env_key, total), out
+
+
+@partial(jax.jit, static_argnames=("items", "n_rounds", "batch_size"))
+def _play(items, env, state: PoliciesState, first_round, strategy, *, n_rounds: int, batch_size: int):
+    ts = first_round + jnp.arange(n_rounds, dtype=jnp.int32)
+    state, out = jax.lax.scan(partial(_round, items, env, batch_size, strategy), state, ts)
+    return state, {name: Trace(*fields) for name, fields in out.items()}
+
+
+def play_rounds(
+    policies: Mapping[str, Any],
+    env: Environment,
+    state: PoliciesState,
+    first_round: int | Int[Array, ""],
+    n_rounds: int,
+    batch_size: int,
+    strategy: Strategy = ClassicBandit(),
+) -> tuple[PoliciesState, dict[str, Trace]]:
+    """Play rounds ``first_round .. first_round + n_rounds - 1`` of ``policies`` from ``state`` (one
+    jitted ``lax.scan``); chained calls equal one call over all the rounds."""
+    _check_sizes(n_rounds, batch_size)
+    _check_strategy(strategy)
+    items = _items(policies)
+    return _play(
+        items, env, state, jnp.int32(first_round), strategy, n_rounds=n_rounds, batch_size=batch_size
+    )
+
+
+def simulate_policies(
+    policies: Mapping[str, Any],
+    env: Environment,
+    key: PRNGKeyArray,
+    n_rounds: int,
+    batch_size: int,
+    n_actions: int | None = None,
+    strategy: Strategy = ClassicBandit(),
+    *,
+    init_data: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Trace]:
+    """One simulated experiment of any policies: one :class:`Trace` per policy name, plus ``"oracle"``.
+
+    Every round, :func:`round_draws` gives the contexts and every row's and action's reward (drawn by
+    the policies' shared ``likelihood``); each policy predicts with
+    :func:`bandits_jax._bandit.predict_step` and updates on the rewards of its choices with
+    ``policy.update`` (its key advancing as the object API's does), so all of them play the same
+    rows and reward draws. Policy ``name`` plays with :func:`policy_key` ``(key, name)``.
+
+    Examples:
+        >>> import jax
+        >>> from bandits_jax.policies import LinearTS, Uniform
+        >>> env = LogisticEnv.random(3, 2, key=jax.random.key(0))
+        >>> out = simulate_policies({"lin": LinearTS(3), "uniform": Uniform()}, env, jax.random.key(1), 4, 8)
+        >>> sorted(out), out["lin"].cumulative_regret.shape
+        (['lin', 'oracle', 'uniform'], (4,))
+    """
+    _check_sizes(n_rounds, batch_size)
+    _check_strategy(strategy)
+    state = init_policies(policies, env, key, n_actions, init_data=init_data)
+    return play_rounds(policies, env, state, 0, n_rounds, batch_size, strategy)[1]
+
+
+# The CMAB and its baselines, as the generic simulation's players.
+def _legacy_items(config: CmabConfig):
+    return (("policy", BnnTS.from_config(config)), ("random", Uniform()), ("smab", BetaBernoulli()))
+
+
+_LEGACY_ORDER = ("policy", "random", ORACLE, "smab")
+
+
+def _legacy_state(key):
+    """``(keys by name, env_key)`` of the documented legacy schedule."""
+    policy_key_, smab_key, env_key = jax.random.split(key, 3)
+    return {"policy": policy_key_, "random": jax.random.fold_in(key, 1), "smab": smab_key}, env_key
+
+
+def _to_generic(s: SimulationState) -> PoliciesState:
+    states = {"policy": s.cmab, "random": s.random, "smab": s.smab}
+    keys = {"policy": s.policy_key, "random": s.random_key, "smab": s.smab_key}
+    return PoliciesState(states, keys, s.env_key, {n: s.total_regret[i] for i, n in enumerate(_LEGACY_ORDER)})
+
+
+def _from_generic(g: PoliciesState) -> SimulationState:
+    total = jnp.stack([g.total_regret[n] for n in _LEGACY_ORDER])
+    return SimulationState(
+        g.states["policy"],
+        g.states["smab"],
+        g.keys["policy"],
+        g.keys["smab"],
+        g.env_key,
+        total,
+        g.states["random"],
+        g.keys["random"],
+    )
+
+
+def _legacy_result(traces: Mapping[str, Trace]) -> SimulationResult:
+    return SimulationResult(
+        traces["policy"], traces["random"], traces[ORACLE], traces["smab"], traces["policy"].update_ok
+    )
+
+
+def _prior(config: CmabConfig, prior_mu, prior_sigma) -> dict[str, Any]:
+    return {
+        "mu": config.mu if prior_mu is None else prior_mu,
+        "sigma": config.sigma if prior_sigma is None else prior_sigma,
+    }
 
 
 def init_simulation(
@@ -397,60 +692,13 @@ def init_simulation(
     prior_mu: float | Float[Array, ""] | None = None,
     prior_sigma: float | Float[Array, ""] | None = None,
 ) -> SimulationState:
-    """Cold start of a simulation: :func:`bandits_jax.core.init`, with the prior's ``mu`` / ``sigma``
-    replaced where given (they may be traced values: this is how :func:`sweep` varies them)."""
+    """Cold start of a simulation of the CMAB and its baselines: :func:`bandits_jax.core.init`, with
+    the prior's ``mu`` / ``sigma`` replaced where given (they may be traced values)."""
     n_actions = _check_problem(config, env, n_actions)
-    state = core.init(config, n_actions)
-    if prior_mu is not None:
-        state = state._replace(loc=jax.tree.map(lambda x: jnp.full_like(x, prior_mu), state.loc))
-    if prior_sigma is not None:
-        state = state._replace(scale=jax.tree.map(lambda x: jnp.full_like(x, prior_sigma), state.scale))
-    policy_key, smab_key, env_key = jax.random.split(key, 3)
-    dtype = jax.tree.leaves(state.loc)[0].dtype
-    return SimulationState(state, smab.init(n_actions), policy_key, smab_key, env_key, jnp.zeros((4,), dtype))
-
-
-def _round(config: CmabConfig, env: Environment, batch_size: int, strategy: Strategy, carry, t):
-    sim: SimulationState = carry
-    ctx_key, reward_key, random_key = jax.random.split(jax.random.fold_in(sim.env_key, t), 3)
-    context, probs = env.sample(ctx_key, batch_size)
-    n_actions = probs.shape[-1]
-    outcomes = (jax.random.uniform(reward_key, probs.shape, probs.dtype) < probs).astype(jnp.int32)
-    best = jnp.max(probs, axis=-1)
-    rows = jnp.arange(batch_size)
-
-    policy_key, predict_key = jax.random.split(sim.policy_key)
-    chosen = core.predict(sim.cmab, context, predict_key, strategy).actions
-    policy_key, update_key = jax.random.split(policy_key)
-    rewards = outcomes[rows, chosen]
-    cmab_state, info = core.update(
-        config, sim.cmab, context, chosen, rewards, update_key, rows_per_action=batch_size
-    )
-
-    smab_key, smab_predict_key = jax.random.split(sim.smab_key)
-    smab_chosen, _ = smab.predict(sim.smab, smab_predict_key, strategy, batch_size)
-    smab_state = smab.update(sim.smab, smab_chosen, outcomes[rows, smab_chosen])
-
-    all_actions = jnp.stack(
-        [
-            chosen,
-            jax.random.randint(random_key, (batch_size,), 0, n_actions),
-            jnp.argmax(probs, axis=-1),
-            smab_chosen,
-        ]
-    ).astype(jnp.int32)
-    all_rewards = outcomes[rows[None, :], all_actions]
-    regret = jnp.sum(best[None, :] - probs[rows[None, :], all_actions], axis=1)
-    regret = regret.astype(sim.total_regret.dtype)  # an environment of another float width
-    total = sim.total_regret + regret
-    new = SimulationState(cmab_state, smab_state, policy_key, smab_key, sim.env_key, total)
-    return new, (all_actions, all_rewards, regret, total, info.ok)
-
-
-def _traces(out) -> SimulationResult:
-    actions, rewards, regret, total, ok = out  # leading round axis; policies on axis 1
-    traces = [Trace(actions[:, i], rewards[:, i], regret[:, i], total[:, i]) for i in range(4)]
-    return SimulationResult(*traces, ok)
+    keys, env_key = _legacy_state(key)
+    items = _legacy_items(config)
+    init_data = {"policy": _prior(config, prior_mu, prior_sigma)}
+    return _from_generic(_init_states(items, n_actions, init_data, key, env_key, keys))
 
 
 @partial(jax.jit, static_argnames=("config", "n_rounds", "batch_size"))
@@ -469,13 +717,20 @@ def run_rounds(
     them (concatenate the traces along the round axis); ``first_round`` is traced, so every chunk of
     the same length shares one compiled program.
     """
-    ts = first_round + jnp.arange(n_rounds, dtype=jnp.int32)
-    state, out = jax.lax.scan(partial(_round, config, env, batch_size, strategy), state, ts)
-    return state, _traces(out)
+    g, traces = _play(
+        _legacy_items(config),
+        env,
+        _to_generic(state),
+        first_round,
+        strategy,
+        n_rounds=n_rounds,
+        batch_size=batch_size,
+    )
+    return _from_generic(g), _legacy_result(traces)
 
 
 def simulate(
-    config: CmabConfig,
+    config: CmabConfig | Mapping[str, Any],
     env: Environment,
     key: PRNGKeyArray,
     n_rounds: int,
@@ -485,27 +740,31 @@ def simulate(
     *,
     prior_mu: float | Float[Array, ""] | None = None,
     prior_sigma: float | Float[Array, ""] | None = None,
-) -> SimulationResult:
+    init_data: Mapping[str, Mapping[str, Any]] | None = None,
+) -> SimulationResult | dict[str, Trace]:
     """One simulated experiment: ``n_rounds`` rounds of predict -> reward draw -> update.
 
-    Each round draws ``batch_size`` contexts, lets the CMAB choose an action per row with
-    :func:`bandits_jax.core.predict`, draws the Bernoulli rewards of the chosen actions and updates
-    with :func:`bandits_jax.core.update` (``rows_per_action=batch_size``). The random, oracle and
-    sMAB baselines play the same rows and reward draws. Pure: the cold start is
-    :func:`init_simulation` and the rounds one jitted :func:`run_rounds` scan, so it works under
-    ``jax.jit`` and ``jax.vmap`` (which is what :func:`sweep` does).
+    With a mapping of policies as first argument this is :func:`simulate_policies` (one
+    :class:`Trace` per name, plus the oracle). With a :class:`~bandits_jax.config.CmabConfig` it
+    plays the CMAB (:class:`~bandits_jax.policies.BnnTS`) as ``policy``, with
+    :class:`~bandits_jax.policies.Uniform` as ``random`` and
+    :class:`~bandits_jax.policies.BetaBernoulli` as ``smab``, on the same rows and reward draws. Pure:
+    the cold start is :func:`init_simulation` and the rounds one jitted :func:`run_rounds` scan, so
+    it works under ``jax.jit`` and ``jax.vmap`` (which is what :func:`sweep` does).
 
     Args:
         config: the CMAB's static configuration; ``config.n_features`` must equal the environment's.
+            Or a mapping name -> policy.
         env: an :class:`Environment`.
         key: PRNG key of the whole experiment (see the module docstring for how it is split).
         n_rounds, batch_size: rounds, and rows (decisions) per round.
         n_actions: defaults to ``env.n_actions``; when given it must match it.
-        strategy: action selection of the CMAB and of the sMAB baseline.
+        strategy: action selection of every policy.
         prior_mu, prior_sigma: override ``config.mu`` / ``config.sigma`` (may be traced).
+        init_data: with a mapping of policies, each one's ``init`` keyword arguments by name.
 
     Returns:
-        A :class:`SimulationResult` whose traces have a leading round axis.
+        A :class:`SimulationResult` (or a dict of :class:`Trace`) with a leading round axis.
 
     Examples:
         >>> import jax
@@ -515,6 +774,16 @@ def simulate(
         >>> out.oracle.cumulative_regret.tolist()
         [0.0, 0.0, 0.0]
     """
+    if isinstance(config, Mapping):
+        if prior_mu is not None or prior_sigma is not None:
+            raise TypeError("prior_mu / prior_sigma go with a CmabConfig; pass init_data with policies")
+        return simulate_policies(
+            config, env, key, n_rounds, batch_size, n_actions, strategy, init_data=init_data
+        )
+    if init_data is not None:
+        raise TypeError(
+            "init_data goes with a mapping of policies; pass prior_mu / prior_sigma with a CmabConfig"
+        )
     _check_sizes(n_rounds, batch_size)
     _check_strategy(strategy)
     state = init_simulation(config, env, key, n_actions, prior_mu=prior_mu, prior_sigma=prior_sigma)
@@ -539,34 +808,44 @@ def _as_keys(keys_or_seeds) -> Key[Array, " n_runs"]:
     return keys
 
 
-def _per_run(name: str, value, default: float, n_runs: int) -> np.ndarray:
-    arr = np.asarray(default if value is None else value, np.float32)
-    if arr.shape not in ((), (n_runs,)):
+def _per_run(name: str, value, n_runs: int) -> np.ndarray:
+    """A scalar broadcast to ``(n_runs,)``, or an array whose leading axis has one entry per run."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "f" or arr.dtype == object:
+        arr = arr.astype(np.float32)
+    if arr.ndim == 0:
+        return np.array(np.broadcast_to(arr, (n_runs,)))
+    if arr.shape[0] != n_runs:
         raise ValueError(
             f"{name} must be a scalar or have one value per run ({n_runs}), got shape {arr.shape}"
         )
-    return np.array(np.broadcast_to(arr, (n_runs,)))
+    return arr
 
 
-@partial(jax.jit, static_argnames=("config", "n_actions", "mesh", "env_axis"))
-def _sweep_init(config, env, keys, mu, sigma, *, n_actions, mesh, env_axis):
-    def local(env, keys, mu, sigma):
-        init = partial(init_simulation, config, n_actions=n_actions)
-        return jax.vmap(
-            lambda e, k, m, s: init(e, k, prior_mu=m, prior_sigma=s), in_axes=(env_axis, 0, 0, 0)
-        )(env, keys, mu, sigma)
+def _sweep_run_state(items, legacy, env, key, data, n_actions):
+    if legacy:
+        keys, env_key = _legacy_state(key)
+        return _init_states(items, n_actions, data, key, env_key, keys)
+    return _init_states(items, n_actions, data, key, jax.random.split(key)[0])
+
+
+@partial(jax.jit, static_argnames=("items", "legacy", "n_actions", "mesh", "env_axis"))
+def _sweep_init(items, env, keys, data, *, legacy, n_actions, mesh, env_axis):
+    def local(env, keys, data):
+        init = partial(_sweep_run_state, items, legacy, n_actions=n_actions)
+        return jax.vmap(init, in_axes=(env_axis, 0, 0))(env, keys, data)
 
     env_spec = P() if env_axis is None else P(_RUNS)
-    return jax.shard_map(
-        local, mesh=mesh, in_specs=(env_spec, P(_RUNS), P(_RUNS), P(_RUNS)), out_specs=P(_RUNS)
-    )(env, keys, mu, sigma)
+    return jax.shard_map(local, mesh=mesh, in_specs=(env_spec, P(_RUNS), P(_RUNS)), out_specs=P(_RUNS))(
+        env, keys, data
+    )
 
 
-@partial(jax.jit, static_argnames=("config", "n_rounds", "batch_size", "mesh", "env_axis"))
-def _sweep_rounds(config, env, state, first_round, strategy, *, n_rounds, batch_size, mesh, env_axis):
+@partial(jax.jit, static_argnames=("items", "n_rounds", "batch_size", "mesh", "env_axis"))
+def _sweep_rounds(items, env, state, first_round, strategy, *, n_rounds, batch_size, mesh, env_axis):
     def local(env, state, first_round, strategy):
-        body = partial(run_rounds, config, n_rounds=n_rounds, batch_size=batch_size, strategy=strategy)
-        return jax.vmap(lambda e, s: body(e, s, first_round), in_axes=(env_axis, 0))(env, state)
+        body = partial(_play, items, n_rounds=n_rounds, batch_size=batch_size)
+        return jax.vmap(lambda e, s: body(e, s, first_round, strategy), in_axes=(env_axis, 0))(env, state)
 
     env_spec = P() if env_axis is None else P(_RUNS)
     return jax.shard_map(local, mesh=mesh, in_specs=(env_spec, P(_RUNS), P(), P()), out_specs=P(_RUNS))(
@@ -575,7 +854,7 @@ def _sweep_rounds(config, env, state, first_round, strategy, *, n_rounds, batch_
 
 
 def sweep(
-    config: CmabConfig,
+    config: CmabConfig | Mapping[str, Any],
     env: Environment,
     keys: Key[Array, " n_runs"] | Int[ArrayLike, " n_runs"] | Sequence[int],
     n_rounds: int,
@@ -585,20 +864,26 @@ def sweep(
     *,
     prior_mu: ArrayLike | Sequence[float] | None = None,
     prior_sigma: ArrayLike | Sequence[float] | None = None,
+    init_data: Mapping[str, Mapping[str, Any]] | None = None,
     env_axis: int | None = None,
     devices: Sequence[jax.Device] | None = None,
     chunk_rounds: int | None = None,
     callback: Callable[[int], Any] | None = None,
-) -> SimulationResult:
+) -> SimulationResult | dict[str, Trace]:
     """Many independent experiments as one compiled, vectorised program: :func:`simulate` per run.
 
     Args:
-        config, n_rounds, batch_size, n_actions, strategy: as in :func:`simulate`, shared by all runs.
+        config: a :class:`~bandits_jax.config.CmabConfig` (the CMAB and its baselines: the result is
+            a :class:`SimulationResult`) or a mapping name -> policy (a dict of :class:`Trace`).
+        n_rounds, batch_size, n_actions, strategy: as in :func:`simulate`, shared by all runs.
         env: shared by all runs, or with a leading run axis on every leaf if ``env_axis=0`` (e.g.
             ``jax.vmap(lambda k: LogisticEnv.random(5, 3, key=k))(env_keys)``).
         keys: one PRNG key per run, or integer seeds (run ``i`` then uses ``jax.random.key(seeds[i])``).
-        prior_mu, prior_sigma: a scalar or one value per run (traced: no recompilation per value);
-            default ``config.mu`` / ``config.sigma``.
+        prior_mu, prior_sigma: with a configuration, a scalar or one value per run (traced: no
+            recompilation per value); default ``config.mu`` / ``config.sigma``.
+        init_data: with policies, each one's ``init`` keyword arguments by name, every value a
+            scalar or an array with a leading run axis (traced, ``vmap``-ed with the seeds: e.g.
+            ``{"bnn": {"sigma": sigmas}, "lin": {"sigma": sigmas}}``).
         devices: the devices to shard the run axis over (default ``jax.devices()``); runs are
             padded to a multiple of their number and the padding is dropped from the result.
         chunk_rounds: play the rounds in chunks of this many (one compiled program per chunk
@@ -607,7 +892,8 @@ def sweep(
         callback: see ``chunk_rounds``.
 
     Returns:
-        A :class:`SimulationResult` with a leading run axis on every field, then the round axis.
+        A :class:`SimulationResult` (or a dict of :class:`Trace`) with a leading run axis on every
+        field, then the round axis.
 
     Examples:
         >>> import jax
@@ -629,9 +915,31 @@ def sweep(
         sizes = {leaf.shape[0] for leaf in jax.tree.leaves(env)}
         if sizes != {n_runs}:
             raise ValueError(f"with env_axis=0 every environment leaf needs a leading axis of {n_runs} runs")
-    n_actions = _check_problem(config, env, n_actions)
-    mu = _per_run("prior_mu", prior_mu, config.mu, n_runs)
-    sigma = _per_run("prior_sigma", prior_sigma, config.sigma, n_runs)
+    legacy = not isinstance(config, Mapping)
+    if legacy:
+        if init_data is not None:
+            raise TypeError("init_data goes with a mapping of policies; pass prior_mu / prior_sigma")
+        n_actions = _check_problem(config, env, n_actions)
+        items = _legacy_items(config)
+        init_data = {"policy": _prior(config, prior_mu, prior_sigma)}
+        data = {
+            "policy": {
+                k: _per_run(f"prior_{k}", v, n_runs).astype(np.float32)
+                for k, v in init_data["policy"].items()
+            }
+        }
+    else:
+        if prior_mu is not None or prior_sigma is not None:
+            raise TypeError("prior_mu / prior_sigma go with a CmabConfig; pass init_data with policies")
+        items = _items(config)
+        n_actions = _check_policies(items, env, n_actions)
+        unknown = set(init_data or {}) - {name for name, _ in items}
+        if unknown:
+            raise ValueError(f"init_data names policies that do not play: {sorted(unknown)}")
+        data = {
+            name: {k: _per_run(f"init_data[{name!r}][{k!r}]", v, n_runs) for k, v in fields.items()}
+            for name, fields in (init_data or {}).items()
+        }
     if chunk_rounds is None:
         chunk_rounds = n_rounds
     _check_sizes(chunk_rounds, 1, names=("chunk_rounds", "batch_size"))
@@ -642,18 +950,21 @@ def sweep(
     # Padding runs repeat the last run: valid inputs whose results are dropped.
     take = np.minimum(np.arange(padded), n_runs - 1)
     runs = NamedSharding(mesh, P(_RUNS))
-    keys, mu, sigma = (jax.device_put(x[take], runs) for x in (keys, mu, sigma))
+    keys = jax.device_put(keys[take], runs)
+    data = jax.device_put(jax.tree.map(lambda x: x[take], data), runs)
     if env_axis == 0:
         env = jax.device_put(jax.tree.map(lambda x: x[take], env), runs)
     else:
         env = jax.device_put(env, NamedSharding(mesh, P()))
 
-    state = _sweep_init(config, env, keys, mu, sigma, n_actions=n_actions, mesh=mesh, env_axis=env_axis)
+    state = _sweep_init(
+        items, env, keys, data, legacy=legacy, n_actions=n_actions, mesh=mesh, env_axis=env_axis
+    )
     chunks = []
     for start in range(0, n_rounds, chunk_rounds):
         length = min(chunk_rounds, n_rounds - start)
         state, out = _sweep_rounds(
-            config,
+            items,
             env,
             state,
             jnp.int32(start),
@@ -668,7 +979,9 @@ def sweep(
             jax.block_until_ready(out)
             callback(start + length)
     out = chunks[0] if len(chunks) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *chunks)
-    return jax.tree.map(lambda x: x[:n_runs], out) if padded != n_runs else out
+    if padded != n_runs:
+        out = jax.tree.map(lambda x: x[:n_runs], out)
+    return _legacy_result(out) if legacy else out
 
 
 def sweep_configs(
@@ -710,10 +1023,10 @@ def grid(
 
 # ---------------------------------------------------------------------------------- plotting
 def plot_regret(
-    result: SimulationResult,
+    result: SimulationResult | Mapping[str, Trace],
     ax=None,
     *,
-    policies: Sequence[str] = ("policy", "random", "smab"),
+    policies: Sequence[str] | None = None,
     label: str = "",
     band: tuple[float, float] = (10.0, 90.0),
     title: str = "",
@@ -721,10 +1034,12 @@ def plot_regret(
     """Mean cumulative regret over runs, with a percentile ``band`` over runs, one curve per policy.
 
     Args:
-        result: a sweep's result (leading run axis).
+        result: a sweep's result (leading run axis): a :class:`SimulationResult` or a dict of
+            :class:`Trace` by policy name.
         ax: matplotlib axes to draw on; default a new figure (matplotlib's object API, so no pyplot
             state and no backend change), reachable as ``ax.figure``.
-        policies: which traces to draw; the oracle is drawn as the zero line.
+        policies: which traces to draw (default every policy but the oracle); the oracle is drawn
+            as the zero line.
         label: prefix of the legend entries (e.g. the setting of this sweep).
 
     Returns:
@@ -742,8 +1057,15 @@ def plot_regret(
     names = {"policy": "Bayesian-NN CMAB", "random": "uniform random", "smab": "sMAB (no context)"}
     if ax is None:
         ax = Figure(figsize=(6.4, 4.0), layout="constrained").add_subplot()
+    traces = result._asdict() if isinstance(result, SimulationResult) else dict(result)
+    if policies is None:
+        policies = (
+            ("policy", "random", "smab")
+            if isinstance(result, SimulationResult)
+            else [n for n in traces if n != ORACLE]
+        )
     for name in policies:
-        curves = np.asarray(getattr(result, name).cumulative_regret)
+        curves = np.asarray(traces[name].cumulative_regret)
         rounds = np.arange(1, curves.shape[1] + 1)
         (line,) = ax.plot(rounds, curves.mean(axis=0), label=f"{label}{names.get(name, name)}")
         lo, hi = np.percentile(curves, band, axis=0)

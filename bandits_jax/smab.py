@@ -1,7 +1,8 @@
 """Context-free Bernoulli bandit: Beta-Bernoulli Thompson sampling (PyBandits' ``SmabBernoulli``).
 
 The functional core (:func:`init`, :func:`predict`, :func:`update`) works on a :class:`SmabState`
-with a leading action axis; :class:`SmabBernoulli` is the object API on top.
+with a leading action axis; :class:`SmabBernoulli` is the object API on top, running the policy
+:class:`~bandits_jax.policies.BetaBernoulli` through the same base as the contextual bandit.
 
 Examples:
     >>> from bandits_jax.smab import SmabBernoulli
@@ -16,8 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping
-from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -25,18 +25,16 @@ import numpy as np
 from jaxtyping import Array, Int, PRNGKeyArray
 
 from bandits_jax import _validation as val
-from bandits_jax._object import ModelLock, pad_actions, unpad_actions, warn_saturated
-from bandits_jax.core import saturating_add
+from bandits_jax._bandit import Bandit
+from bandits_jax.likelihoods import BernoulliStats, saturating_add
+from bandits_jax.policies.beta_bernoulli import BetaBernoulli
 from bandits_jax.strategy import ClassicBandit, Strategy
 
 __all__ = ["SmabBernoulli", "SmabState", "init", "predict", "update"]
 
-
-class SmabState(NamedTuple):
-    """Beta posterior of each action: ``Beta(n_successes, n_failures)``, both counted from 1."""
-
-    n_successes: Int[Array, " n_actions"]
-    n_failures: Int[Array, " n_actions"]
+#: Beta posterior of each action: ``Beta(n_successes, n_failures)``, both counted from 1 (the
+#: Bernoulli likelihood's counters are the whole state of the Beta-Bernoulli policy).
+SmabState = BernoulliStats
 
 
 def init(n_actions: int) -> SmabState:
@@ -46,25 +44,11 @@ def init(n_actions: int) -> SmabState:
 
 
 def _predict(state: SmabState, key: PRNGKeyArray, strategy: Strategy, n: int, action_mask=None):
-    draw_key, strategy_key = jax.random.split(key)
-    a = state.n_successes.astype(jnp.float32)
-    b = state.n_failures.astype(jnp.float32)
-    probs = jax.random.beta(draw_key, a, b, (n, a.shape[0]))
-    seen = probs if action_mask is None else jnp.where(action_mask, probs, -jnp.inf)
-    return strategy(seen, strategy_key), probs
+    out = BetaBernoulli().predict(key, state, jnp.zeros((n, 0)), strategy, action_mask)
+    return out.actions, out.probs
 
 
 predict = jax.jit(_predict, static_argnums=3)
-
-
-@partial(jax.jit, static_argnums=3)
-def _predict_advancing(state: SmabState, key: PRNGKeyArray, strategy: Strategy, n: int, action_mask):
-    """:func:`predict` with the object API's key advance (``key, sub = split(key)``) compiled in,
-    as in :mod:`bandits_jax.cmab` (no separate compilation of the split)."""
-    key, sub = jax.random.split(key)
-    return _predict(state, sub, strategy, n, action_mask), key
-
-
 predict.__doc__ = """Thompson sampling: ``predict(state, key, strategy, n, action_mask=None)`` draws
 ``n`` rows of one Beta sample per action and lets the strategy pick per row among the actions where
 ``action_mask`` is True (default all). Returns ``(actions, probs)``."""
@@ -106,12 +90,15 @@ class _Actions(Mapping):
         return len(self._ids)
 
 
-class SmabBernoulli:
+class SmabBernoulli(Bandit):
     """Stochastic (context-free) Bernoulli bandit with Beta-Bernoulli Thompson sampling.
 
     Safe under threads: each call validates its input, then advances the key and swaps the state
     as one atomic step, so concurrent updates are all counted and no two predicts share a draw.
     """
+
+    _kind: ClassVar[str] = "smab"
+    _rows_per_batch: ClassVar[bool] = True  # counting is cheap: one program per batch bucket
 
     def __init__(self, *, action_ids, state: SmabState, strategy: Strategy, key: jax.Array):
         ids = val.action_ids_tuple(list(action_ids) if isinstance(action_ids, tuple) else action_ids)
@@ -119,28 +106,7 @@ class SmabBernoulli:
             raise ValueError(
                 f"state must be a SmabState with one entry per action ({len(ids)}), got {state!r}"
             )
-        if not isinstance(strategy, Strategy):
-            raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
-        # The action axis is padded to a bucket (masked, never chosen): a new action count in a
-        # seen bucket compiles nothing.
-        self._setup(ids, pad_actions(state, init(val.action_bucket(len(ids))), len(ids)), strategy, key)
-
-    def _setup(self, ids: tuple, padded_state: SmabState, strategy: Strategy, key: jax.Array) -> None:
-        self._action_ids = ids
-        self._index = {a: i for i, a in enumerate(ids)}
-        self._ids_array = val.ids_array(ids)
-        self._capacity = val.action_bucket(len(ids))
-        self._mask = np.arange(self._capacity) < len(ids)
-        self._state = padded_state
-        self._strategy = strategy
-        self._key = key
-        self._lock = ModelLock()
-
-    @classmethod
-    def _from_padded(cls, ids, padded_state, strategy, key) -> SmabBernoulli:
-        mab = cls.__new__(cls)
-        mab._setup(ids, padded_state, strategy, key)
-        return mab
+        self.__dict__.update(self._build(ids, None, state, strategy, key).__dict__)
 
     @classmethod
     def cold_start(
@@ -152,41 +118,26 @@ class SmabBernoulli:
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
         key = val.key_from_seed(val.random_seed(random_seed))
-        return cls(action_ids=ids, state=init(len(ids)), strategy=strategy, key=key)
+        return cls._from_padded(ids, None, init(val.action_bucket(len(ids))), strategy, key)
 
-    @property
-    def action_ids(self) -> tuple:
-        return self._action_ids
+    # ------------------------------------------------------------------ hooks of the base
+    @classmethod
+    def _policy_of(cls, config: None) -> BetaBernoulli:
+        return BetaBernoulli()
 
+    @classmethod
+    def _cold_state(cls, config: None, n_actions: int) -> SmabState:
+        return init(n_actions)
+
+    # ------------------------------------------------------------------ read-only properties
     @property
     def actions(self) -> Mapping[Any, SmabActionView]:
         return _Actions(self._action_ids, self._snapshot()[0])
 
-    @property
-    def state(self) -> SmabState:
-        """The functional state of the real actions (immutable arrays)."""
-        return self._snapshot()[0]
-
-    def _snapshot(self) -> tuple[SmabState, jax.Array]:
-        """``(state, key)`` read together (one consistent pair under concurrent calls)."""
-        with self._lock:
-            state, key = self._state, self._key
-        return unpad_actions(state, len(self._action_ids)), key
-
-    @property
-    def strategy(self) -> Strategy:
-        return self._strategy
-
     def __repr__(self) -> str:
         return f"SmabBernoulli(actions={list(self._action_ids)!r}, strategy={self._strategy!r})"
 
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._lock = ModelLock()
-
+    # ------------------------------------------------------------------ predict and update
     def predict_arrays(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """The chosen action *ids* ``(n_samples,)`` as a NumPy array (feed them straight back to
         :meth:`update`) and the sampled probabilities ``(n_samples, n_actions)``."""
@@ -194,15 +145,8 @@ class SmabBernoulli:
             raise TypeError(f"n_samples must be a positive int, got {n_samples!r}")
         if n_samples < 1:
             raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
-        n_actions = len(self._action_ids)
-        with self._lock:
-            (chosen, probs), new_key = _predict_advancing(
-                self._state, self._key, self._strategy, val.bucket(n_samples), self._mask
-            )
-            chosen = np.asarray(chosen)[:n_samples]
-            probs = np.asarray(probs)[:n_samples, :n_actions]
-            self._key = new_key
-        return self._ids_array[chosen], probs
+        out = self._predict_padded(_no_features(val.bucket(int(n_samples))), int(n_samples))
+        return out.actions, out.probs
 
     def predict(self, n_samples: int = 1) -> tuple[list, list[dict]]:
         """PyBandits' form: the chosen action ids and per sample ``{action_id: prob}``."""
@@ -212,53 +156,15 @@ class SmabBernoulli:
     def update(self, actions, rewards) -> None:
         """Add the batch's successes and failures to each action's Beta posterior.
 
-        Counters saturate at 2**31 - 1 (a :class:`CounterSaturationWarning` says so) instead of
-        wrapping around.
+        Counters saturate at 2**31 - 1 (a :class:`~bandits_jax.cmab.CounterSaturationWarning` says
+        so) instead of wrapping around.
         """
         idx = val.as_action_indices(actions, self._index)
-        rew = val.as_rewards(rewards)
+        rew = self._policy.likelihood.check_rewards(rewards)
         n = val.check_lengths(actions=idx, rewards=rew)
-        size = val.bucket(n)
-        mask = np.arange(size) < n
-        successes = np.bincount(idx, weights=rew, minlength=self._capacity)
-        totals = np.bincount(idx, minlength=self._capacity)
-        with self._lock:
-            old = self._state
-            new = update(old, np.pad(idx, (0, size - n)), np.pad(rew, (0, size - n)), mask)
-            self._state = new
-        warn_saturated(self._action_ids, old, successes, totals - successes)
+        self._update_rows(idx, rew, _no_features(n))
 
-    # ------------------------------------------------------------------ persistence
-    # ------------------------------------------------------------------ persistence
-    def save(self, path) -> None:
-        """Write the model to ``path`` atomically, as :meth:`CmabBernoulli.save
-        <bandits_jax.cmab.CmabBernoulli.save>` does."""
-        from bandits_jax import persistence  # persistence imports this module
 
-        persistence.save(self, path)
-
-    @classmethod
-    def load(cls, path) -> SmabBernoulli:
-        """The model written by :meth:`save`; a ValueError for a corrupt, foreign or newer file."""
-        from bandits_jax import persistence
-
-        return persistence.load(cls, path)
-
-    def get_state(self) -> tuple[str, str]:
-        """``(class_name, json_string)`` of the whole model.
-
-        Examples:
-            >>> mab = SmabBernoulli.cold_start(["a", "b"], random_seed=0)
-            >>> SmabBernoulli.from_state(mab.get_state()[1]).action_ids
-            ('a', 'b')
-        """
-        from bandits_jax import persistence
-
-        return persistence.get_state(self)
-
-    @classmethod
-    def from_state(cls, state) -> SmabBernoulli:
-        """The model from :meth:`get_state`'s JSON string (or its whole tuple)."""
-        from bandits_jax import persistence
-
-        return persistence.from_state(cls, state)
+def _no_features(n: int) -> np.ndarray:
+    """A context of ``n`` rows and no columns (the sMAB's predictions only need a row count)."""
+    return np.zeros((n, 0), np.float32)

@@ -24,15 +24,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bandits_jax.cmab import CmabBernoulli
+from bandits_jax._bandit import Bandit
 from bandits_jax.config import CmabConfig
-from bandits_jax.smab import SmabBernoulli
 
-__all__ = ["edit_model_on_the_fly"]
+__all__ = ["check_network_growth", "edit_model_on_the_fly"]
 
 logger = logging.getLogger(__name__)
 
-Mab = TypeVar("Mab", CmabBernoulli, SmabBernoulli)
+Mab = TypeVar("Mab", bound=Bandit)
 
 # The evolved model's key is fold_in(template key, tag): a stream of its own, not a copy of the
 # template's, and the template itself is left untouched.
@@ -81,38 +80,28 @@ def edit_model_on_the_fly(current_mab: Mab, new_mab: Mab) -> Mab:
         >>> [(a, new.actions[a].n_successes) for a in new.action_ids]
         [('c', 1), ('a', 3)]
     """
-    if isinstance(current_mab, CmabBernoulli) and isinstance(new_mab, CmabBernoulli):
-        kind = "cmab"
-    elif isinstance(current_mab, SmabBernoulli) and isinstance(new_mab, SmabBernoulli):
-        kind = "smab"
-    else:
+    # Class-agnostic: models of one kind merge, and the template checks what it can carry over.
+    if not (
+        isinstance(current_mab, Bandit) and isinstance(new_mab, Bandit) and current_mab._kind == new_mab._kind
+    ):
         raise TypeError(
-            "current_mab and new_mab must both be CmabBernoulli or both SmabBernoulli, got "
-            f"current_mab={type(current_mab).__name__}, new_mab={type(new_mab).__name__}"
+            "current_mab and new_mab must both be CmabBernoulli or both SmabBernoulli (models of one "
+            f"kind), got current_mab={type(current_mab).__name__}, new_mab={type(new_mab).__name__}"
         )
-
     # Both models' state (padded to their action buckets) and key, each read as one consistent pair.
-    with current_mab._lock:
-        old_state = current_mab._state
-    with new_mab._lock:
-        new_state, new_key = new_mab._state, new_mab._key
+    old_state, _ = current_mab._padded_snapshot()
+    new_state, new_key = new_mab._padded_snapshot()
     index = {aid: i for i, aid in enumerate(current_mab.action_ids)}
     src = np.full(jax.tree.leaves(new_state)[0].shape[0], -1, dtype=np.int32)
     src[: len(new_mab.action_ids)] = [index.get(aid, -1) for aid in new_mab.action_ids]
     common = [aid for aid in new_mab.action_ids if aid in index]
-    if kind == "cmab" and common:
-        _check_structure(current_mab.config, new_mab.config, common)
-        _log_growth(current_mab.config, new_mab.config)
-
     if common:
+        new_mab._check_transfer(current_mab, common)
         state, key = _merge(old_state, new_state, src, new_key)
     else:  # nothing to carry over; the arrays are immutable, so sharing them is safe
         state, key = new_state, jax.random.fold_in(new_key, _KEY_TAG)
     _log_merge(current_mab.action_ids, new_mab.action_ids, common)
-
-    if kind == "cmab":
-        return type(new_mab)._from_padded(new_mab.action_ids, new_mab.config, state, new_mab.strategy, key)
-    return type(new_mab)._from_padded(new_mab.action_ids, state, new_mab.strategy, key)
+    return type(new_mab)._from_padded(new_mab.action_ids, new_mab._config, state, new_mab.strategy, key)
 
 
 @jax.jit
@@ -136,8 +125,9 @@ def _graft(old: jax.Array, new: jax.Array, src: jax.Array, has_old: jax.Array) -
     return new.at[block].set(kept)
 
 
-def _check_structure(current: CmabConfig, new: CmabConfig, common: list) -> None:
-    """Raise a ValueError if the learned networks do not fit into the template's."""
+def check_network_growth(current: CmabConfig, new: CmabConfig, common: list) -> None:
+    """Raise a ValueError if the learned networks do not fit into the template's, else log how they
+    grow (the CMAB's transfer hook)."""
 
     def refuse(key: str, why: str, cur, tpl) -> None:
         others = f" (and {len(common) - 1} other action(s) in common)" if len(common) > 1 else ""
@@ -157,6 +147,7 @@ def _check_structure(current: CmabConfig, new: CmabConfig, common: list) -> None
     narrower = [i for i, (c, n) in enumerate(zip(cur_h, new_h)) if n < c]
     if narrower:
         refuse("hidden_dim_list", f"has a narrower hidden layer {narrower[0]}", cur_h, new_h)
+    _log_growth(current, new)
 
 
 def _residual_pattern(config: CmabConfig) -> list[bool]:

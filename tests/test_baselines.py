@@ -34,8 +34,11 @@ def test_laplace_matches_scipy_map_and_closed_form_hessian(getkey):
         ref = optimize.minimize(neg_log_post, np.zeros(4), method="BFGS", options={"gtol": 1e-10}).x
         p = 1 / (1 + np.exp(-xa @ ref))
         precision = np.eye(4) / 4.0 + (xa * (p * (1 - p))[:, None]).T @ xa
-        np.testing.assert_allclose(state.mean[a], ref, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(state.precision[a], precision, rtol=1e-4, atol=1e-4)
+        # float32 resolves the gradient at the MAP only to about eps32 x (sum of |row terms|, ~30
+        # here), which moves the MAP by up to a few 1e-4 through the inverse Hessian; x64 is exact.
+        tol = 1e-6 if state.mean.dtype == np.float64 else 5e-4
+        np.testing.assert_allclose(state.mean[a], ref, rtol=tol, atol=tol)
+        np.testing.assert_allclose(state.precision[a], precision, rtol=tol, atol=4 * tol)
         np.testing.assert_allclose(state.cov[a], np.linalg.inv(precision), rtol=1e-3, atol=1e-5)
 
 
@@ -44,13 +47,13 @@ def test_action_without_rows_and_masked_rows_change_nothing(getkey):
     x, y = _data(getkey(), n=20)
     state = baselines.init(cfg, 3)
     new = baselines.update(cfg, state, x, jnp.zeros(20, jnp.int32), y)
-    for leaf_old, leaf_new in zip(state, new):
+    for leaf_old, leaf_new in zip(jax.tree.leaves(state), jax.tree.leaves(new)):
         np.testing.assert_array_equal(leaf_old[1:], leaf_new[1:])
     # Masked rows are ignored: the same as updating on the unmasked rows alone.
     mask = jnp.arange(20) < 12
     masked = baselines.update(cfg, state, x, jnp.zeros(20, jnp.int32), y, mask=mask)
     subset = baselines.update(cfg, state, x[:12], jnp.zeros(12, jnp.int32), y[:12])
-    for a, b in zip(masked, subset):
+    for a, b in zip(jax.tree.leaves(masked), jax.tree.leaves(subset)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -75,7 +78,7 @@ def test_jit_vmap_over_runs_equals_loop(getkey):
     states = jax.vmap(lambda s: baselines.init(cfg, 3))(jnp.arange(2))
     vm = jax.vmap(lambda s: baselines.update(cfg, s, x, acts, y))(states)
     one = baselines.update(cfg, baselines.init(cfg, 3), x, acts, y)
-    for a, b in zip(vm, one):  # float32: vmapped and single reductions round differently
+    for a, b in zip(jax.tree.leaves(vm), jax.tree.leaves(one)):  # float32: reductions round differently
         np.testing.assert_allclose(a[1], b, rtol=1e-3, atol=1e-4)
 
 

@@ -2,12 +2,14 @@
 one ``bandits-jax ...: error:`` line and a non-zero status, never a traceback, and an unusable
 --out is found before anything expensive runs."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 
 from bandits_jax import _simulate_cli, cli, simulation
@@ -106,6 +108,29 @@ def test_simulate_refuses_sizes_that_cannot_fit(tmp_path, capsys, no_simulation)
     line = one_error_line(capsys.readouterr().err)
     assert "--batch-size" in line and "GiB" in line
     assert not (tmp_path / "results.json").exists()
+
+
+def test_simulate_policies_writes_one_regret_array_per_policy(tmp_path, capsys):
+    assert cli.main(simulate(tmp_path, "--policies=linear_ts,uniform")) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert sorted(results["policies"]) == ["linear_ts", "uniform"]
+    assert results["configuration"]["policies"] == ["linear_ts", "uniform"]
+    for name in ("linear_ts", "uniform"):
+        curves = np.array(results["policies"][name]["cumulative_regret"])
+        assert curves.shape == (2, 2)
+        assert np.all(np.diff(curves, axis=1) >= -1e-6)
+    assert np.array(results["oracle_mean_reward"]).shape == (2, 2)
+    assert "policy_cumulative_regret" not in results  # the default's players did not play
+    out = capsys.readouterr().out
+    assert "linear_ts" in out and "uniform" in out and "oracle" in out
+
+
+@pytest.mark.parametrize("value", ["nope", "uniform,uniform", ","])
+def test_simulate_rejects_unknown_policies(tmp_path, capsys, no_simulation, value):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(simulate(tmp_path, f"--policies={value}"))
+    assert exc.value.code == 2
+    assert "argument --policies" in one_error_line(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("error", [jax.errors.JaxRuntimeError(OOM), MemoryError()])

@@ -197,7 +197,7 @@ def test_optimizer_settings_take_effect(getkey):
 
 @pytest.mark.parametrize("n_actions, n_rows", [(1, 5), (3, 40), (7, 100)])
 def test_host_grouping_is_the_device_route(n_actions, n_rows):
-    from bandits_jax.cmab import _group_rows
+    from bandits_jax._bandit import group_rows as _group_rows
 
     actions = np.random.default_rng(n_rows).integers(0, n_actions, n_rows).astype(np.int32)
     rows, valid = _group_rows(n_actions, actions)

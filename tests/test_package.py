@@ -56,3 +56,37 @@ def test_demo_cli_runs_and_learns():
     assert len(lines) == 4
     last_best = float(lines[-1][1].rstrip("%")) / 100
     assert last_best > 0.5  # chance is 1/3
+
+
+def test_no_module_imports_a_module_that_imports_it_back():
+    """The layers point down: no import cycle among the package's modules, lazy imports included."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "bandits_jax"
+    modules = {}
+    for path in root.rglob("*.py"):
+        name = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+        modules[name.removesuffix(".__init__")] = path
+    graph = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bandits_jax"):
+                for alias in node.names:
+                    target = f"{node.module}.{alias.name}"
+                    graph[name].add(target if target in modules else node.module)
+            elif isinstance(node, ast.Import):
+                graph[name].update(a.name for a in node.names if a.name.startswith("bandits_jax"))
+    assert len(graph) > 20 and sum(map(len, graph.values())) > 40  # the scan found the imports
+
+    def reach(start):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), ()):
+                if nxt != "bandits_jax" and nxt not in seen:  # the package __init__ only re-exports
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    cycles = sorted(name for name in graph if name != "bandits_jax" and name in reach(name))
+    assert cycles == [], f"modules on an import cycle: {cycles}"

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from bandits_jax import __version__, core, persistence
 from bandits_jax.cmab import CmabBernoulli
+from bandits_jax.likelihoods import BernoulliStats
 from bandits_jax.persistence import FORMAT_VERSION, ModelFormatError
 from bandits_jax.smab import SmabBernoulli
 from bandits_jax.strategy import BestActionIdentificationBandit, ClassicBandit
@@ -155,8 +156,10 @@ def test_any_configuration_round_trips_exactly(tmp_path, kw, seed):
     state = core.CmabState(
         jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape), x.dtype), s.loc),
         jax.tree.map(lambda x: jnp.asarray(rng.uniform(1e-3, 5, size=x.shape), x.dtype), s.scale),
-        jnp.asarray(rng.integers(1, 2**31 - 1, s.n_actions), jnp.int32),
-        jnp.asarray(rng.integers(1, 2**31 - 1, s.n_actions), jnp.int32),
+        BernoulliStats(
+            jnp.asarray(rng.integers(1, 2**31 - 1, s.n_actions), jnp.int32),
+            jnp.asarray(rng.integers(1, 2**31 - 1, s.n_actions), jnp.int32),
+        ),
     )
     mab = CmabBernoulli(
         action_ids=mab.action_ids, config=mab.config, state=state, strategy=mab.strategy, key=mab._key
@@ -307,7 +310,7 @@ def test_newer_format_version_is_refused(tmp_path, saved_bytes):
         CmabBernoulli.load(path)
     header = json.loads(mab.get_state()[1])
     future(header)
-    with pytest.raises(ValueError, match="format_version 2 .*99.0.0"):
+    with pytest.raises(ValueError, match=f"format_version {FORMAT_VERSION + 1} .*99.0.0"):
         CmabBernoulli.from_state(json.dumps(header))
 
 
@@ -394,8 +397,9 @@ def _forge_state(text: str, edit) -> str:
 def _set(name, pos, value):
     def edit(header, arrays):
         arrays[_index(header, name)][pos] = value
-        if name in (".n_successes", ".n_failures"):  # keep the readable copy in the header in step
-            header["counts"][name[1:]] = arrays[_index(header, name)].tolist()
+        field = name.rsplit(".", 1)[-1]
+        if field in ("n_successes", "n_failures"):  # keep the readable copy in the header in step
+            header["counts"][field] = arrays[_index(header, name)].tolist()
 
     return edit
 
@@ -426,8 +430,8 @@ _FORGERIES = {
     "nan scale": (_set(".scale.layers[0].bias", (2, 1), np.nan), r"\.scale\.layers\[0\]\.bias.*finite"),
     "negative scale": (_set(".scale.layers[1].bias", (1, 0), -0.5), r"\.scale\.layers\[1\]\.bias.*> 0"),
     "zero scale": (_set(".scale.layers[0].weight", (0, 1, 2), 0.0), r"\.scale\.layers\[0\]\.weight.*> 0"),
-    "negative count": (_set(".n_failures", 2, -4), r"\.n_failures.*>= 1"),
-    "zero count": (_set(".n_successes", 0, 0), r"\.n_successes.*>= 1"),
+    "negative count": (_set(".stats.n_failures", 2, -4), r"\.n_failures.*>= 1"),
+    "zero count": (_set(".stats.n_successes", 0, 0), r"\.n_successes.*>= 1"),
     "action id of no saveable type": (lambda h, a: h["action_ids"].__setitem__(0, None), "action_ids"),
     "unknown key implementation": (lambda h, a: h.update(key_impl="nope"), "key_impl 'nope'"),
     "key data of the wrong shape": (_key_shape, r"key data is uint32\[3\]"),

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 import pytest
 
-from bandits_jax import _simulate_cli, cli, core, simulation, smab
+from bandits_jax import _simulate_cli, cli, core, policies, simulation, smab
 from bandits_jax.cmab import CmabBernoulli
 from bandits_jax.config import CmabConfig
 from bandits_jax.smab import SmabBernoulli
@@ -163,13 +163,17 @@ def test_sklearn_loader(monkeypatch):
 
 # ---------------------------------------------------------------------------------- simulate
 def core_loop(env, key, n_rounds):
-    """The documented key schedule, played round by round with the jitted core functions."""
+    """The documented key schedule, played round by round with the jitted core functions (the
+    random baseline is the Uniform policy and the sMAB the BetaBernoulli one, whose keys advance as
+    the object API's: one split before predict and one before update)."""
     policy_key, smab_key, env_key = jax.random.split(key, 3)
+    random_key = jax.random.fold_in(key, 1)
     state, s_state = core.init(CFG, N_ACTIONS), smab.init(N_ACTIONS)
+    u_state = policies.Uniform().init(N_ACTIONS)
     rows = np.arange(BATCH)
     actions, rewards, regrets = [], [], []
     for t in range(n_rounds):
-        ctx_key, reward_key, random_key = jax.random.split(jax.random.fold_in(env_key, t), 3)
+        ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
         ctx, probs = env.sample(ctx_key, BATCH)
         outcome = np.asarray(jax.random.uniform(reward_key, probs.shape) < probs).astype(np.int32)
         policy_key, sub = jax.random.split(policy_key)
@@ -178,8 +182,11 @@ def core_loop(env, key, n_rounds):
         state, _ = core.update(CFG, state, ctx, chosen, outcome[rows, chosen], sub, rows_per_action=BATCH)
         smab_key, sub = jax.random.split(smab_key)
         s_chosen = np.asarray(smab.predict(s_state, sub, ClassicBandit(), BATCH)[0])
+        smab_key, _ = jax.random.split(smab_key)
         s_state = smab.update(s_state, s_chosen, outcome[rows, s_chosen])
-        r_chosen = np.asarray(jax.random.randint(random_key, (BATCH,), 0, N_ACTIONS))
+        random_key, sub = jax.random.split(random_key)
+        r_chosen = np.asarray(policies.Uniform().predict(sub, u_state, ctx).actions)
+        random_key, _ = jax.random.split(random_key)
         p = np.asarray(probs, np.float64)
         round_actions = [chosen, r_chosen, p.argmax(axis=1), s_chosen]
         actions.append(round_actions)
@@ -260,6 +267,105 @@ def test_prior_settings_are_the_configurations_prior():
     for got, ref in zip(jax.tree.leaves(state), jax.tree.leaves(want)):
         np.testing.assert_array_equal(got, ref)
         assert got.dtype == ref.dtype
+
+
+# ---------------------------------------------------------------------------------- any policies
+FOUR = {name: cls.example(N_FEATURES) for name, cls in policies.REGISTRY.items()}
+
+
+def policy_loop(policy, env, key, name, n_rounds, **init):
+    """One policy of a generic simulation played round by round with its own predict / update,
+    on the documented draws and with its documented key."""
+    env_key, k = jax.random.split(key)[0], simulation.policy_key(key, name)
+    state = policy.init(N_ACTIONS, **init)
+    rows = np.arange(BATCH)
+    actions, rewards, regrets = [], [], []
+    for t in range(n_rounds):
+        ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
+        ctx, probs = env.sample(ctx_key, BATCH)
+        outcome = np.asarray(jax.random.uniform(reward_key, probs.shape) < probs).astype(np.int32)
+        k, sub = jax.random.split(k)
+        chosen = np.asarray(policy.predict(sub, state, ctx).actions)
+        k, sub = jax.random.split(k)
+        feedback = policies.Feedback(ctx, chosen, outcome[rows, chosen], np.ones(BATCH, bool))
+        state, _ = policy.update(sub, state, feedback)
+        p = np.asarray(probs, np.float64)
+        actions.append(chosen)
+        rewards.append(outcome[rows, chosen])
+        regrets.append(np.sum(p.max(axis=1) - p[rows, chosen]))
+    return np.array(actions), np.array(rewards), np.array(regrets)
+
+
+def test_simulate_any_policies_on_the_same_draws_equals_their_own_loops():
+    env, key = env_of(ENVS, 0), KEYS[0]
+    out = simulation.simulate_policies(FOUR, env, key, ROUNDS, BATCH)
+    assert set(out) == {*FOUR, "oracle"}
+    # One round_draws per round for everyone: the same best possible reward in every trace.
+    for name, trace in out.items():
+        np.testing.assert_array_equal(trace.best_reward, out["oracle"].best_reward, err_msg=name)
+        assert trace.actions.shape == (ROUNDS, BATCH) and trace.update_ok.shape == (ROUNDS, N_ACTIONS)
+    np.testing.assert_array_equal(out["oracle"].regret, 0.0)
+    # The Mapping form of simulate is the same call.
+    again = simulation.simulate(FOUR, env, key, ROUNDS, BATCH)
+    for name in out:
+        np.testing.assert_array_equal(again[name].actions, out[name].actions)
+    for name in ("linear_ts", "uniform", "beta_bernoulli"):
+        actions, rewards, regrets = policy_loop(FOUR[name], env, key, name, ROUNDS)
+        np.testing.assert_array_equal(out[name].actions, actions, err_msg=name)
+        np.testing.assert_array_equal(out[name].rewards, rewards, err_msg=name)
+        np.testing.assert_allclose(out[name].regret, regrets, rtol=1e-5, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(out[name].cumulative_regret, np.cumsum(regrets), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="other than 'oracle'"):
+        simulation.simulate_policies({"oracle": policies.Uniform()}, env, key, 2, 4)
+    with pytest.raises(ValueError, match="has n_features 5"):
+        simulation.simulate_policies({"lin": policies.LinearTS(5)}, env, key, 2, 4)
+    with pytest.raises(ValueError, match="do not play"):
+        simulation.simulate_policies({"u": policies.Uniform()}, env, key, 2, 4, init_data={"x": {}})
+
+
+def test_uniform_regrets_more_than_bnn_ts_on_a_logistic_env():
+    env = env_of(make_envs(12), 0)
+    players = {"bnn_ts": policies.BnnTS.from_config(CFG), "uniform": policies.Uniform()}
+    out = simulation.simulate_policies(players, env, jax.random.key(11), 15, BATCH)
+    bnn, uniform = float(out["bnn_ts"].cumulative_regret[-1]), float(out["uniform"].cumulative_regret[-1])
+    # Measured with this key: bnn_ts / uniform about 0.3.
+    assert bnn < 0.6 * uniform, (bnn, uniform)
+
+
+def test_sweep_over_a_policys_init_data_compiles_once():
+    players = {"linear_ts": policies.LinearTS.example(N_FEATURES), "uniform": policies.Uniform()}
+
+    def run(sigma, players=players, keys=KEYS):
+        return simulation.sweep(
+            players,
+            ENVS,
+            keys,
+            ROUNDS,
+            BATCH,
+            env_axis=0,
+            chunk_rounds=1,
+            init_data={"linear_ts": {"sigma": sigma}},
+        )
+
+    first = run(np.array([1.0, 1.0, 1.0], np.float32))
+    assert set(first) == {"linear_ts", "uniform", "oracle"}
+    assert first["linear_ts"].cumulative_regret.shape == (RUNS, ROUNDS)
+    sigma = np.array([0.3, 3.0, 30.0], np.float32)
+    with count_compiles() as compiled:
+        out = run(sigma, keys=[3, 4, 5])
+    assert not any("sweep" in name for name in compiled), compiled
+    # Negative control: a new static setting is a new program.
+    other = {**players, "linear_ts": policies.LinearTS(N_FEATURES, newton_steps=4)}
+    with count_compiles() as compiled:
+        run(sigma, players=other)
+    assert any("sweep" in name for name in compiled), compiled
+    # Run 1 of the sweep is its own simulation with that seed and sigma.
+    one = simulation.simulate_policies(
+        players, env_of(ENVS, 1), jax.random.key(4), ROUNDS, BATCH, init_data={"linear_ts": {"sigma": 3.0}}
+    )
+    for name in one:
+        np.testing.assert_array_equal(out[name].actions[1], one[name].actions, err_msg=name)
+        np.testing.assert_allclose(out[name].cumulative_regret[1], one[name].cumulative_regret, rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------------- sweep

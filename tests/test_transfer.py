@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from bandits_jax import core
 from bandits_jax.cmab import CmabBernoulli
+from bandits_jax.likelihoods import BernoulliStats
 from bandits_jax.smab import SmabBernoulli, SmabState
 from bandits_jax.strategy import BestActionIdentificationBandit, ClassicBandit
 from bandits_jax.transfer import edit_model_on_the_fly
@@ -43,8 +44,10 @@ def randomised(mab, seed):
     state = core.CmabState(
         jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape), x.dtype), s.loc),
         jax.tree.map(lambda x: jnp.asarray(rng.uniform(0.1, 2.0, size=x.shape), x.dtype), s.scale),
-        jnp.asarray(rng.integers(1, 1000, s.n_actions), jnp.int32),
-        jnp.asarray(rng.integers(1, 1000, s.n_actions), jnp.int32),
+        BernoulliStats(
+            jnp.asarray(rng.integers(1, 1000, s.n_actions), jnp.int32),
+            jnp.asarray(rng.integers(1, 1000, s.n_actions), jnp.int32),
+        ),
     )
     return CmabBernoulli(
         action_ids=mab.action_ids, config=mab.config, state=state, strategy=mab.strategy, key=mab._key

@@ -1,0 +1,278 @@
+"""The one object-API base under :class:`~bandits_jax.cmab.CmabBernoulli` and
+:class:`~bandits_jax.smab.SmabBernoulli`: action ids <-> indices, validated entry points, the
+public read-only ``key``, the single jitted key-advancing steps (which the simulation runs too, so a
+model with a simulation's key replays it by construction), the action axis padded to a bucket, the
+model lock, and the hooks that :mod:`bandits_jax.persistence` and :mod:`bandits_jax.transfer` call
+instead of checking classes.
+
+A model holds its action ids in a fixed order, a policy (:mod:`bandits_jax.policies`), the
+policy's state padded to ``action_bucket(n_actions)`` actions (the padding is masked out of every
+prediction and gets no rows), the strategy and one PRNG key. Every call validates its input first
+and assigns new state only at the end, holding the model's lock while it advances the key and
+swaps the state: a call that raises changes nothing, concurrent updates are all kept, and no two
+predicts share a draw.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from functools import partial
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import numpy as np
+
+from bandits_jax import _validation as val
+from bandits_jax import persistence
+from bandits_jax._object import ModelLock, pad_actions, unpad_actions, warn_saturated
+from bandits_jax.policies.base import GroupedFeedback, UpdateInfo
+from bandits_jax.strategy import Strategy
+
+__all__ = ["ArrayPrediction", "Bandit", "SviDivergenceWarning", "predict_step", "update_step"]
+
+
+# ------------------------------------------------------------------------ the key-advancing steps
+# A model's key advances as ``key, sub = jax.random.split(key)`` per call, inside the jitted step
+# (a separate split would cost a fresh process about 0.2 s of compiling it on its own). The
+# simulation scans these same functions, so its draws are the object API's.
+@partial(jax.jit, static_argnames=("policy",))
+def predict_step(policy, state, key, context, strategy, action_mask):
+    """``(chosen, probs, logits), new_key`` of one prediction (jitted; ``policy`` static)."""
+    key, sub = jax.random.split(key)
+    out = policy.predict(sub, state, context, strategy, action_mask)
+    return (out.actions, out.probs, out.logits), key
+
+
+@partial(jax.jit, static_argnames=("policy",))
+def update_step(policy, state, key, grouped: GroupedFeedback):
+    """``new_state, info, new_key, overflow`` of one update on grouped rows (jitted). ``overflow``
+    marks rows that the policy's network cannot represent (see ``input_overflow``), if it says."""
+    key, sub = jax.random.split(key)
+    new_state, info = policy.update_grouped(sub, state, grouped)
+    check = getattr(policy, "input_overflow", None)
+    overflow = check(state, grouped) if check is not None else grouped.valid & False
+    return new_state, info, key, overflow
+
+
+class ArrayPrediction(NamedTuple):
+    """``predict_arrays``' result: per row the chosen action *id* (what ``update`` takes back), its
+    position in ``action_ids``, and every action's sampled probability and logit (columns in
+    ``action_ids`` order)."""
+
+    actions: np.ndarray
+    action_indices: np.ndarray
+    probs: np.ndarray
+    logits: np.ndarray
+
+
+class SviDivergenceWarning(RuntimeWarning):
+    """An action's fit went non-finite; its previous posterior and counts were kept."""
+
+
+def group_rows(n_actions: int, actions: np.ndarray, per_batch: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """NumPy twin of :func:`bandits_jax.policies.base.route` for a batch without padding: each
+    action's row indices ``(n_actions, rows_per_action)``, valid rows first, and the validity mask.
+    ``rows_per_action`` is a power-of-two bucket of the largest action's count (of the batch size
+    with ``per_batch``, for policies whose update is so cheap that one program per batch bucket
+    beats one per spread of the rows), so a new batch in a seen bucket compiles nothing."""
+    order = np.argsort(actions, kind="stable")
+    counts = np.bincount(actions, minlength=n_actions)
+    starts = np.cumsum(counts) - counts
+    offsets = np.arange(val.bucket(len(actions) if per_batch else int(counts.max())))
+    valid = offsets[None, :] < counts[:, None]
+    rows = order[np.minimum(starts[:, None] + offsets[None, :], len(actions) - 1)]
+    return rows, valid
+
+
+class Bandit:
+    """The object-API base (see the module docstring). Subclasses set ``_kind`` (models of one kind
+    merge in ``edit_model_on_the_fly``) and implement the persistence hooks."""
+
+    _kind: ClassVar[str]
+    #: rows per action padded to the batch's bucket rather than the largest action's (see group_rows)
+    _rows_per_batch: ClassVar[bool] = False
+    #: format-v1 array names that a subclass reads under new names (see persistence)
+    _v1_names: ClassVar[dict[str, str]] = {}
+
+    def _setup(
+        self, ids: tuple, config: Any, policy: Any, padded_state: Any, strategy: Strategy, key
+    ) -> None:
+        self._action_ids = ids
+        self._index = {a: i for i, a in enumerate(ids)}
+        self._ids_array = val.ids_array(ids)
+        self._mask = np.arange(val.action_bucket(len(ids))) < len(ids)
+        self._config = config
+        self._policy = policy
+        self._state = padded_state
+        self._strategy = strategy
+        self._key = key
+        self._lock = ModelLock()
+
+    @classmethod
+    def _from_padded(cls, ids: tuple, config: Any, padded_state: Any, strategy: Strategy, key) -> Bandit:
+        """A model whose state is already padded to ``action_bucket(len(ids))`` actions."""
+        mab = cls.__new__(cls)
+        mab._setup(ids, config, cls._policy_of(config), padded_state, strategy, key)
+        return mab
+
+    @classmethod
+    def _build(cls, ids: tuple, config: Any, state: Any, strategy: Strategy, key) -> Bandit:
+        """A model from an unpadded state (validated): the constructor's and loading's path."""
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
+        if jax.tree.leaves(state)[0].shape[0] != len(ids):
+            raise ValueError(f"state must hold one entry per action ({len(ids)})")
+        policy = cls._policy_of(config)
+        prior = cls._cold_state(config, val.action_bucket(len(ids)))
+        if jax.tree.structure(prior) != jax.tree.structure(state):
+            raise ValueError(f"state must be a {type(prior).__name__} of this model's structure")
+        mab = cls.__new__(cls)
+        mab._setup(ids, config, policy, pad_actions(state, prior, len(ids)), strategy, key)
+        return mab
+
+    # ------------------------------------------------------------------ hooks of a subclass
+    @classmethod
+    def _policy_of(cls, config: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def _cold_state(cls, config: Any, n_actions: int) -> Any:
+        """The prior state of ``n_actions`` actions."""
+        raise NotImplementedError
+
+    def _config_json(self) -> dict | None:
+        return None
+
+    @classmethod
+    def _config_from_json(cls, fields: Any) -> Any:
+        return None
+
+    def _check_transfer(self, current: Bandit, common: list) -> None:
+        """Refuse (ValueError) to carry ``current``'s learned state for ``common`` actions into
+        this template; by default anything fits."""
+
+    # ------------------------------------------------------------------ read-only properties
+    @property
+    def action_ids(self) -> tuple:
+        """Action ids in the order of the state's action axis."""
+        return self._action_ids
+
+    @property
+    def state(self) -> Any:
+        """The policy's state of the real actions (immutable arrays, leading action axis)."""
+        return self._snapshot()[0]
+
+    @property
+    def key(self) -> jax.Array:
+        """The model's PRNG key (read-only: it advances by one split per predict and update)."""
+        return self._snapshot()[1]
+
+    @property
+    def policy(self) -> Any:
+        """The policy (static settings) the model runs."""
+        return self._policy
+
+    @property
+    def strategy(self) -> Strategy:
+        return self._strategy
+
+    def _snapshot(self) -> tuple[Any, jax.Array]:
+        """``(state, key)`` read together: one consistent pair under concurrent calls."""
+        with self._lock:
+            state, key = self._state, self._key
+        return unpad_actions(state, len(self._action_ids)), key
+
+    def _padded_snapshot(self) -> tuple[Any, jax.Array]:
+        with self._lock:
+            return self._state, self._key
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = ModelLock()
+
+    # ------------------------------------------------------------------ predict and update
+    def _predict_padded(self, context: np.ndarray, n: int) -> ArrayPrediction:
+        """Thompson sampling on ``context`` (already padded to a row bucket, ``n`` real rows).
+        Non-finite draws (a context too large for the model) raise before the key advances."""
+        n_actions = len(self._action_ids)
+        with self._lock:
+            (chosen, probs, logits), new_key = predict_step(
+                self._policy, self._state, self._key, context, self._strategy, self._mask
+            )
+            chosen = np.asarray(chosen)[:n]
+            probs = np.asarray(probs)[:n, :n_actions]
+            logits = np.asarray(logits)[:n, :n_actions]
+            bad = ~(np.isfinite(probs) & np.isfinite(logits))
+            if bad.any():
+                row = int(np.argwhere(bad)[0][0])
+                raise ValueError(
+                    f"context row {row} is too large for the model: its draws overflow float32 "
+                    "(rescale the features); nothing was changed"
+                )
+            self._key = new_key
+        return ArrayPrediction(self._ids_array[chosen], chosen, probs, logits)
+
+    def _update_rows(self, idx: np.ndarray, rewards: np.ndarray, context: np.ndarray) -> UpdateInfo:
+        """Group the validated rows by action with NumPy (no sort or gather in the compiled
+        program), run the update step, and swap in the new state and key under the lock."""
+        n_actions = len(self._action_ids)
+        rows, valid = group_rows(len(self._mask), idx, self._rows_per_batch)
+        grouped = GroupedFeedback(context[rows], rewards.astype(np.float32, copy=False)[rows], valid)
+        with self._lock:
+            old = self._state
+            state, info, new_key, overflow = update_step(self._policy, old, self._key, grouped)
+            overflow = np.asarray(overflow)
+            if overflow.any():
+                a, j = np.argwhere(overflow)[0]
+                raise ValueError(
+                    f"context row {int(rows[a, j])} is too large for the model: the network of action "
+                    f"{self._action_ids[a]!r} overflows float32 on it (rescale the features); "
+                    "nothing was updated"
+                )
+            info = UpdateInfo(*(np.asarray(v)[:n_actions] for v in info))
+            self._state, self._key = state, new_key
+        if not info.ok.all():
+            bad = [self._action_ids[i] for i in np.flatnonzero(~info.ok)]
+            warnings.warn(
+                f"the fit went non-finite for action(s) {bad!r}; their previous posterior and counts "
+                "were kept. Try a smaller update_kwargs['optimizer_kwargs']['step_size'] or "
+                "'gradient_clip_norm'.",
+                SviDivergenceWarning,
+                stacklevel=3,
+            )
+        successes = np.bincount(idx, weights=rewards, minlength=n_actions) * info.ok
+        failures = np.bincount(idx, minlength=n_actions) * info.ok - successes
+        warn_saturated(self._action_ids, getattr(old, "stats", old), successes, failures)
+        return info
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model to ``path``: a versioned JSON header and the exact arrays, no pickle.
+
+        The write is atomic (a temporary file in the same folder, then a rename). Action ids must
+        be str or int. See :mod:`bandits_jax.persistence` for the format.
+        """
+        persistence.save(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Bandit:
+        """The model written by :meth:`save`: parameters, counts, strategy and PRNG key exactly.
+
+        Raises:
+            ValueError (:class:`~bandits_jax.persistence.ModelFormatError`): the file is truncated
+                or corrupt, holds another class, or comes from a newer format version.
+        """
+        return persistence.load(cls, path)
+
+    def get_state(self) -> tuple[str, str]:
+        """``(class_name, json_string)`` of the whole model, for keeping models in a database."""
+        return persistence.get_state(self)
+
+    @classmethod
+    def from_state(cls, state: str | bytes | tuple[str, str]) -> Bandit:
+        """The model from :meth:`get_state`'s JSON string (or its whole tuple); errors as :meth:`load`."""
+        return persistence.from_state(cls, state)

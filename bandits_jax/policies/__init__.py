@@ -1,0 +1,39 @@
+"""Policies on one contract (:mod:`bandits_jax.policies.base`): one module per algorithm and one
+registry line each.
+
+Examples:
+    >>> from bandits_jax import policies
+    >>> sorted(policies.REGISTRY)
+    ['beta_bernoulli', 'bnn_ts', 'linear_ts', 'uniform']
+"""
+
+from bandits_jax.policies.base import Feedback, GroupedFeedback, Policy, PolicyBase, Prediction, UpdateInfo
+from bandits_jax.policies.beta_bernoulli import BetaBernoulli
+from bandits_jax.policies.bnn_ts import BnnState, BnnTS, Network, SviSettings
+from bandits_jax.policies.linear_ts import LinearTS
+from bandits_jax.policies.uniform import Uniform
+
+# One line per algorithm: name -> the policy class (built with its own settings).
+REGISTRY = {
+    "bnn_ts": BnnTS,
+    "linear_ts": LinearTS,
+    "beta_bernoulli": BetaBernoulli,
+    "uniform": Uniform,
+}
+
+__all__ = [
+    "REGISTRY",
+    "BetaBernoulli",
+    "BnnState",
+    "BnnTS",
+    "Feedback",
+    "GroupedFeedback",
+    "LinearTS",
+    "Network",
+    "Policy",
+    "PolicyBase",
+    "Prediction",
+    "SviSettings",
+    "Uniform",
+    "UpdateInfo",
+]

@@ -1,0 +1,83 @@
+"""Beta-Bernoulli Thompson sampling (PyBandits' ``SmabBernoulli``): the context-free conjugate
+policy. Each action's success probability has the exact posterior ``Beta(n_successes,
+n_failures)``, counted from ``Beta(1, 1)``; the context only says how many rows to draw for.
+
+Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from bandits_jax.policies import BetaBernoulli, Feedback
+    >>> policy = BetaBernoulli()
+    >>> state = policy.init(2)
+    >>> fb = Feedback(jnp.zeros((3, 0)), jnp.array([0, 0, 1]), jnp.array([1, 1, 0]), jnp.ones(3, bool))
+    >>> state, _ = policy.update(jax.random.key(0), state, fb)
+    >>> state.n_successes.tolist(), state.n_failures.tolist()
+    ([3, 1], [1, 2])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
+
+from bandits_jax.likelihoods import Bernoulli, BernoulliStats
+from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
+from bandits_jax.strategy import ClassicBandit, Strategy
+
+__all__ = ["BetaBernoulli"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BetaBernoulli(PolicyBase):
+    """Beta-Bernoulli Thompson sampling; its state is the likelihood's counters, which are the
+    posterior's parameters."""
+
+    likelihood: Bernoulli = Bernoulli()
+
+    @classmethod
+    def example(cls, n_features: int) -> BetaBernoulli:
+        """The policy (it has no settings; ``n_features`` is ignored), for tests and demos."""
+        return cls()
+
+    def init(self, n_actions: int) -> BernoulliStats:
+        """Every action at ``Beta(1, 1)``."""
+        return self.likelihood.init_stats(n_actions)
+
+    def predict(
+        self,
+        key: PRNGKeyArray,
+        state: BernoulliStats,
+        context: Float[ArrayLike, "n_rows n_features"],
+        strategy: Strategy = ClassicBandit(),
+        action_mask: Bool[Array, " n_actions"] | None = None,
+    ) -> Prediction:
+        """One Beta draw per row (of ``context``) and action; the context's values are unused."""
+        return _predict(key, state, context.shape[0], strategy, action_mask)
+
+    def update_grouped(
+        self, key: PRNGKeyArray, state: BernoulliStats, grouped: GroupedFeedback
+    ) -> tuple[BernoulliStats, UpdateInfo]:
+        """Add each action's successes and failures (exact; saturating at the int32 maximum)."""
+        return _update_grouped(self, state, grouped)
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _predict(key, state: BernoulliStats, n_rows: int, strategy, action_mask) -> Prediction:
+    draw_key, strategy_key = jax.random.split(key)
+    a = state.n_successes.astype(jnp.float32)
+    b = state.n_failures.astype(jnp.float32)
+    probs = jax.random.beta(draw_key, a, b, (n_rows, a.shape[0]))
+    logits = jnp.log(probs) - jnp.log1p(-probs)
+    mean = jnp.broadcast_to(a / (a + b), probs.shape)
+    return select(logits, probs, mean, strategy_key, strategy, action_mask)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _update_grouped(policy: BetaBernoulli, state: BernoulliStats, grouped: GroupedFeedback):
+    y = grouped.rewards.astype(jnp.float32)
+    stats = policy.likelihood.update_stats(state, y, grouped.valid)
+    n = state.n_successes.shape[0]
+    ok = jnp.ones((n,), bool)
+    return stats, UpdateInfo(jnp.zeros((n, 0), jnp.float32), ok, grouped.valid.sum(axis=1).astype(jnp.int32))

@@ -1,0 +1,223 @@
+"""Thompson sampling with Bayesian-MLP arms fitted by streaming mean-field SVI (the library's heart).
+
+Every action is a Bayesian MLP (:mod:`bandits_jax.bnn`) with a mean-field Normal posterior; an
+update is one streaming SVI fit per action on its own rows (:func:`bandits_jax.inference.fit`:
+``lax.scan`` over steps, ``vmap`` over actions), whose prior is the previous posterior. The
+policy's static settings are the network's structure, the prior *family* and the SVI settings;
+the prior's location and scale are data given to :meth:`BnnTS.init`, so a new ``sigma`` compiles
+nothing and a sweep over priors is a ``vmap`` over them.
+
+Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from bandits_jax.policies import BnnTS, Feedback
+    >>> policy = BnnTS(Network(n_features=2), svi=SviSettings(num_steps=10))
+    >>> state = policy.init(3, sigma=1.0)
+    >>> pred = policy.predict(jax.random.key(0), state, jnp.ones((4, 2)))
+    >>> pred.actions.shape, pred.probs.shape
+    ((4,), (4, 3))
+    >>> fb = Feedback(jnp.ones((4, 2)), pred.actions, jnp.array([1, 0, 1, 1]), jnp.ones(4, bool))
+    >>> state, info = policy.update(jax.random.key(1), state, fb)
+    >>> int(state.stats.n_successes.sum() + state.stats.n_failures.sum())
+    10
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
+
+from bandits_jax import _random
+from bandits_jax.bnn import MLP, init_mlp, logits_from_noise, n_units
+from bandits_jax.config import CmabConfig, Network, SviSettings
+from bandits_jax.likelihoods import Bernoulli, BernoulliStats
+from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
+from bandits_jax.strategy import ClassicBandit, Strategy
+
+__all__ = ["BnnState", "BnnTS", "Network", "SviSettings"]
+
+
+class BnnState(NamedTuple):
+    """Every action's mean-field Normal posterior (``loc``, ``scale``: MLP pytrees), which is also
+    the prior of its next update (a Student-t of that location and scale for ``dist_type=
+    "studentt"``), and the likelihood's counters; leading action axis on every leaf."""
+
+    loc: MLP
+    scale: MLP
+    stats: BernoulliStats
+
+    @property
+    def n_actions(self) -> int:
+        return self.stats.n_successes.shape[0]
+
+    @property
+    def n_successes(self):
+        return self.stats.n_successes
+
+    @property
+    def n_failures(self):
+        return self.stats.n_failures
+
+
+@dataclasses.dataclass(frozen=True)
+class BnnTS(PolicyBase):
+    """Bayesian-MLP Thompson sampling (static settings; see the module docstring).
+
+    Attributes:
+        network: the MLP's structure.
+        svi: the SVI settings (steps, optimizer, minibatch, particles, clipping).
+        dist_type: prior family of every weight, ``normal`` or ``studentt``.
+        nu: degrees of freedom of the Student-t prior.
+        likelihood: the reward model.
+    """
+
+    network: Network
+    svi: SviSettings = SviSettings()
+    dist_type: str = "normal"
+    nu: float = 5.0
+    likelihood: Bernoulli = Bernoulli()
+
+    def __post_init__(self):
+        if not isinstance(self.network, Network) or not isinstance(self.svi, SviSettings):
+            raise TypeError("network must be a Network and svi an SviSettings")
+        config = self.as_config()  # validates every setting together (names as in CmabConfig)
+        # normalised values (NumPy scalars to Python, optimizer_kwargs to sorted pairs): hashable
+        object.__setattr__(self, "network", config.network)
+        object.__setattr__(self, "svi", config.svi)
+        object.__setattr__(self, "nu", config.nu)
+
+    @classmethod
+    def example(cls, n_features: int) -> BnnTS:
+        """A small instance (one hidden layer of 4, 20 SGD steps), for tests and demos."""
+        return cls(
+            Network(n_features, (4,)), svi=SviSettings(num_steps=20, optimizer_type="sgd", step_size=0.01)
+        )
+
+    @classmethod
+    def from_config(cls, config: CmabConfig) -> BnnTS:
+        """The policy of a :class:`~bandits_jax.config.CmabConfig` (its prior values are data: see
+        :meth:`init`)."""
+        return _from_config(config)
+
+    def as_config(self, mu: float = 0.0, sigma: float = 10.0) -> CmabConfig:
+        return CmabConfig(
+            **dataclasses.asdict(self.network),
+            **dataclasses.asdict(self.svi),
+            dist_type=self.dist_type,
+            nu=self.nu,
+            mu=mu,
+            sigma=sigma,
+        )
+
+    def init(
+        self, n_actions: int, mu: float | Array = 0.0, sigma: float | Array = 10.0, dtype=None
+    ) -> BnnState:
+        """Cold start: every weight's posterior is the prior ``(mu, sigma)``, counters at 1.
+        ``mu`` and ``sigma`` are traced: new values compile nothing."""
+        return _init(self, n_actions, jnp.asarray(mu), jnp.asarray(sigma), dtype)
+
+    def predict(
+        self,
+        key: PRNGKeyArray,
+        state: BnnState,
+        context: Float[ArrayLike, "n_rows n_features"],
+        strategy: Strategy = ClassicBandit(),
+        action_mask: Bool[Array, " n_actions"] | None = None,
+    ) -> Prediction:
+        """One independent posterior draw per row and action (local reparameterisation: one
+        forward pass, no weight sample), then the strategy's choice among the allowed actions."""
+        return _predict(self.likelihood, key, state, context, strategy, action_mask)
+
+    def update_grouped(
+        self, key: PRNGKeyArray, state: BnnState, grouped: GroupedFeedback
+    ) -> tuple[BnnState, UpdateInfo]:
+        """Streaming SVI of every action on its own rows. An action whose fit goes non-finite, or
+        that has no rows, keeps its posterior and counters bit for bit (``info.ok`` False for the
+        former)."""
+        return _update_grouped(self, key, state, grouped)
+
+    def input_overflow(self, state: BnnState, grouped: GroupedFeedback) -> Bool[Array, "n_actions rows"]:
+        """Which of each action's valid rows give a non-finite mean or variance of some layer under
+        that action's posterior (contexts finite in float32 can still overflow the network: 1e20
+        squared is infinite in the predictive variance). A zero-noise draw is non-finite exactly
+        then (``0 * sqrt(inf)`` is NaN). The object API refuses such a batch before anything
+        changes."""
+
+        def one(loc, scale, rows):
+            rows = rows.astype(loc.layers[0].weight.dtype)
+            eps = jnp.zeros((rows.shape[0], n_units(loc)), rows.dtype)
+            return jnp.isfinite(logits_from_noise(loc, scale, rows, eps))
+
+        return grouped.valid & ~jax.vmap(one)(state.loc, state.scale, grouped.context)
+
+    def posterior_mean(
+        self, state: BnnState, context: Float[ArrayLike, "n_rows n_features"]
+    ) -> Float[Array, "n_rows n_actions"]:
+        """Every row's score (logit) under every action's posterior mean."""
+        return _posterior_mean(state, context)
+
+
+@functools.lru_cache(maxsize=256)
+def _from_config(config: CmabConfig) -> BnnTS:
+    return BnnTS(network=config.network, svi=config.svi, dist_type=config.dist_type, nu=config.nu)
+
+
+@partial(jax.jit, static_argnums=(0, 1, 4))
+def _init(policy: BnnTS, n_actions: int, mu, sigma, dtype) -> BnnState:
+    net = policy.network
+
+    def one(fill):
+        return init_mlp(
+            net.n_features,
+            net.hidden_dim_list,
+            net.activation,
+            net.use_residual_connections,
+            fill_weight=fill,
+            dtype=dtype,
+        )
+
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    stack = partial(jax.tree.map, lambda leaf: jnp.broadcast_to(leaf, (n_actions, *leaf.shape)))
+    ones = jnp.ones((n_actions,), jnp.int32)
+    return BnnState(stack(one(mu.astype(dtype))), stack(one(sigma.astype(dtype))), BernoulliStats(ones, ones))
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _predict(likelihood, key, state: BnnState, context, strategy, action_mask) -> Prediction:
+    draw_key, strategy_key = jax.random.split(key)
+    dtype = jax.tree.leaves(state.loc)[0].dtype
+    context = context.astype(dtype)
+    # Every action's noise in one flat draw (see bandits_jax._random).
+    eps = _random.normal(draw_key, (state.n_actions, context.shape[0], n_units(state.loc)), dtype)
+    logits = jax.vmap(lambda loc, scale, e: logits_from_noise(loc, scale, context, e))(
+        state.loc, state.scale, eps
+    ).T
+    mean_logits = _posterior_mean(state, context)
+    mean = likelihood.mean
+    return select(logits, mean(logits), mean(mean_logits), strategy_key, strategy, action_mask)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _update_grouped(
+    policy: BnnTS, key, state: BnnState, grouped: GroupedFeedback
+) -> tuple[BnnState, UpdateInfo]:
+    from bandits_jax.inference import fit  # inference imports the policy's settings types
+
+    dtype = jax.tree.leaves(state.loc)[0].dtype
+    x = grouped.context.astype(dtype)
+    y = grouped.rewards.astype(dtype)
+    result = fit(policy, state.loc, state.scale, x, y, grouped.valid, key)
+    stats = policy.likelihood.update_stats(state.stats, y, grouped.valid, result.ok)
+    n_rows = grouped.valid.sum(axis=1).astype(jnp.int32)
+    return BnnState(result.loc, result.scale, stats), UpdateInfo(result.losses, result.ok, n_rows)
+
+
+@jax.jit
+def _posterior_mean(state: BnnState, context) -> Any:
+    context = context.astype(jax.tree.leaves(state.loc)[0].dtype)
+    return jax.vmap(lambda net: jax.vmap(net)(context))(state.loc).T

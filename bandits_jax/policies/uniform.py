@@ -1,0 +1,75 @@
+"""The uniform-random policy: the baseline every policy must beat. Its scores are independent
+uniform draws, so the strategy's pick is uniform over the allowed actions; its state is only the
+likelihood's counters.
+
+Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from bandits_jax.policies import Uniform
+    >>> policy = Uniform()
+    >>> pred = policy.predict(jax.random.key(0), policy.init(4), jnp.zeros((1000, 2)))
+    >>> sorted(set(pred.actions.tolist()))
+    [0, 1, 2, 3]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
+
+from bandits_jax import _random
+from bandits_jax.likelihoods import Bernoulli, BernoulliStats
+from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
+from bandits_jax.strategy import ClassicBandit, Strategy
+
+__all__ = ["Uniform"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Uniform(PolicyBase):
+    """Uniform random choice among the allowed actions (it only counts rewards)."""
+
+    likelihood: Bernoulli = Bernoulli()
+
+    @classmethod
+    def example(cls, n_features: int) -> Uniform:
+        """The policy (it has no settings; ``n_features`` is ignored), for tests and demos."""
+        return cls()
+
+    def init(self, n_actions: int) -> BernoulliStats:
+        return self.likelihood.init_stats(n_actions)
+
+    def predict(
+        self,
+        key: PRNGKeyArray,
+        state: BernoulliStats,
+        context: Float[ArrayLike, "n_rows n_features"],
+        strategy: Strategy = ClassicBandit(),
+        action_mask: Bool[Array, " n_actions"] | None = None,
+    ) -> Prediction:
+        return _predict(key, state, context.shape[0], strategy, action_mask)
+
+    def update_grouped(
+        self, key: PRNGKeyArray, state: BernoulliStats, grouped: GroupedFeedback
+    ) -> tuple[BernoulliStats, UpdateInfo]:
+        return _update_grouped(self, state, grouped)
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _predict(key, state: BernoulliStats, n_rows: int, strategy, action_mask) -> Prediction:
+    draw_key, strategy_key = jax.random.split(key)
+    n_actions = state.n_successes.shape[0]
+    scores = _random.uniform(draw_key, (n_rows, n_actions), jnp.float32)
+    logits = jnp.log(scores) - jnp.log1p(-scores)
+    return select(logits, scores, jnp.full_like(scores, 0.5), strategy_key, strategy, action_mask)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _update_grouped(policy: Uniform, state: BernoulliStats, grouped: GroupedFeedback):
+    stats = policy.likelihood.update_stats(state, grouped.rewards, grouped.valid)
+    n = state.n_successes.shape[0]
+    ok = jnp.ones((n,), bool)
+    return stats, UpdateInfo(jnp.zeros((n, 0), jnp.float32), ok, grouped.valid.sum(axis=1).astype(jnp.int32))

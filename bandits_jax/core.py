@@ -26,6 +26,7 @@ import functools
 from typing import Any
 
 import jax
+import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, Real
 
 from bandits_jax.config import CmabConfig, Network
@@ -101,7 +102,7 @@ def update(
     real rows; ``rows_per_action`` is the static padded row count per action, default the batch
     size). Actions whose fit went non-finite keep their previous posterior and counters."""
     actions = jax.numpy.asarray(actions)
-    mask = jax.numpy.ones(actions.shape, bool) if mask is None else jax.numpy.asarray(mask)
+    mask = np.ones(actions.shape, bool) if mask is None else jax.numpy.asarray(mask)  # NumPy: no compile
     feedback = Feedback(jax.numpy.asarray(context), actions, jax.numpy.asarray(rewards), mask)
     return BnnTS.from_config(config).update(key, state, feedback, rows_per_action)
 

@@ -124,6 +124,17 @@ def select(
     return Prediction(strategy(seen, key), probs, logits, mean_probs)
 
 
+def count_update(likelihood: Any, stats: Any, grouped: GroupedFeedback) -> tuple[Any, UpdateInfo]:
+    """The update of a policy whose state is only the likelihood's counters (exact, no fit): the
+    new counters and an :class:`UpdateInfo` with no loss trace. Call it inside a jitted function."""
+    stats = likelihood.update_stats(stats, grouped.rewards.astype(jnp.float32), grouped.valid)
+    n = grouped.valid.shape[0]
+    info = UpdateInfo(
+        jnp.zeros((n, 0), jnp.float32), jnp.ones((n,), bool), grouped.valid.sum(axis=1).astype(jnp.int32)
+    )
+    return stats, info
+
+
 def route(
     n_actions: int,
     actions: Int[Array, " n_rows"],

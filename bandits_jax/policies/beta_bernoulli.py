@@ -23,7 +23,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from bandits_jax.likelihoods import Bernoulli, BernoulliStats
-from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
+from bandits_jax.policies.base import (
+    GroupedFeedback,
+    PolicyBase,
+    Prediction,
+    UpdateInfo,
+    count_update,
+    select,
+)
 from bandits_jax.strategy import ClassicBandit, Strategy
 
 __all__ = ["BetaBernoulli"]
@@ -75,9 +82,5 @@ def _predict(key, state: BernoulliStats, n_rows: int, strategy, action_mask) -> 
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _update_grouped(policy: BetaBernoulli, state: BernoulliStats, grouped: GroupedFeedback):
-    y = grouped.rewards.astype(jnp.float32)
-    stats = policy.likelihood.update_stats(state, y, grouped.valid)
-    n = state.n_successes.shape[0]
-    ok = jnp.ones((n,), bool)
-    return stats, UpdateInfo(jnp.zeros((n, 0), jnp.float32), ok, grouped.valid.sum(axis=1).astype(jnp.int32))
+def _update_grouped(policy, state: BernoulliStats, grouped: GroupedFeedback):
+    return count_update(policy.likelihood, state, grouped)

@@ -22,7 +22,14 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from bandits_jax import _random
 from bandits_jax.likelihoods import Bernoulli, BernoulliStats
-from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
+from bandits_jax.policies.base import (
+    GroupedFeedback,
+    PolicyBase,
+    Prediction,
+    UpdateInfo,
+    count_update,
+    select,
+)
 from bandits_jax.strategy import ClassicBandit, Strategy
 
 __all__ = ["Uniform"]
@@ -68,8 +75,5 @@ def _predict(key, state: BernoulliStats, n_rows: int, strategy, action_mask) -> 
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _update_grouped(policy: Uniform, state: BernoulliStats, grouped: GroupedFeedback):
-    stats = policy.likelihood.update_stats(state, grouped.rewards, grouped.valid)
-    n = state.n_successes.shape[0]
-    ok = jnp.ones((n,), bool)
-    return stats, UpdateInfo(jnp.zeros((n, 0), jnp.float32), ok, grouped.valid.sum(axis=1).astype(jnp.int32))
+def _update_grouped(policy, state: BernoulliStats, grouped: GroupedFeedback):
+    return count_update(policy.likelihood, state, grouped)

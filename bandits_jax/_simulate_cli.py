@@ -10,7 +10,7 @@ Writes ``DIR/results.json`` with the fields:
     rounds}`` (with ``--policies``, the named registry policies; by default ``policy``, ``random``
     and ``smab``, the same curves as the three fields above, which only the default writes);
     ``svi_divergences``: how many (run, round, action) fits went non-finite;
-    ``wall_time_s`` (the sweep, compilation included), ``device_count``, ``devices``,
+    ``wall_time_s`` (the sweep, compilation included), ``device_count``, ``process_count``, ``devices``,
     ``jax_version``, ``bandits_jax_version``.
 and ``DIR/regret.png``: mean cumulative regret over runs with a 10-90 % band, one curve per policy
 (needs matplotlib, the ``sim`` extra; ``--no-plot`` skips it).
@@ -19,6 +19,14 @@ and ``DIR/regret.png``: mean cumulative regret over runs with a 10-90 % band, on
 instead of the default Bayesian-NN CMAB with its uniform-random and sMAB baselines: ``bnn_ts`` is
 the CMAB of ``--hidden`` and ``--num-steps``, ``linear_ts`` exact linear Thompson sampling, the
 others their defaults; all play the same contexts and reward draws, with the oracle.
+
+Several processes (hosts): start the same command on every process with ``--coordinator
+HOST:PORT --num-processes N --process-id I`` (or the environment variables
+``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``). Each process calls
+``jax.distributed.initialize`` first, the sweep's runs are laid over every process's devices, the
+results are gathered to every process, and process 0 alone checks ``--out``, prints, and writes
+the files (the others print nothing and exit 0 once the results are gathered). On CPU the
+processes talk through JAX's default gloo collectives.
 """
 
 from __future__ import annotations
@@ -83,6 +91,31 @@ def out_of_memory_message(err: BaseException, hint: str = REDUCE_HINT) -> str:
     """One line: XLA's first line (or the error's type) and what to reduce."""
     detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
     return f"out of memory ({detail}); {hint}"
+
+
+def _distributed(args) -> str | None:
+    """Why ``--coordinator`` / ``--num-processes`` / ``--process-id`` do not make a job, else None.
+    Single-process when none is given (or ``--num-processes 1`` alone)."""
+    coordinator = getattr(args, "coordinator", None)
+    n = getattr(args, "num_processes", None)
+    pid = getattr(args, "process_id", None)
+    if coordinator is None and pid is None and n in (None, 1):
+        return None
+    if coordinator is None or n is None or pid is None:
+        return "several processes need --coordinator, --num-processes and --process-id together"
+    if ":" not in coordinator:
+        return f"--coordinator must be HOST:PORT, got {coordinator!r}"
+    if pid >= n:
+        return f"--process-id {pid} must be below --num-processes {n}"
+    return None
+
+
+def _is_multiprocess(args) -> bool:
+    return getattr(args, "coordinator", None) is not None
+
+
+def _process_id(args) -> int:
+    return getattr(args, "process_id", None) or 0
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -179,6 +212,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("simulation_results"), help="output folder")
     p.add_argument("--no-plot", action="store_true", help="skip regret.png (no matplotlib needed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dist = p.add_argument_group("several processes (jax.distributed; all three, or none)")
+    dist.add_argument(
+        "--coordinator",
+        default=os.environ.get("JAX_COORDINATOR_ADDRESS") or None,
+        metavar="HOST:PORT",
+        help="process 0's address (default $JAX_COORDINATOR_ADDRESS)",
+    )
+    dist.add_argument(
+        "--num-processes",
+        type=_positive_int,
+        default=os.environ.get("JAX_NUM_PROCESSES") or None,  # a string default: argparse parses it
+        help="how many processes run this command (default $JAX_NUM_PROCESSES, else one)",
+    )
+    dist.add_argument(
+        "--process-id",
+        type=_seed(0, 2**31 - 1),
+        default=os.environ.get("JAX_PROCESS_ID") or None,
+        help="this process's index, 0 to N-1 (default $JAX_PROCESS_ID)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -274,9 +326,8 @@ def _sweep(args, config, env, env_axis, jax):
     from bandits_jax import simulation
 
     keys = jax.random.split(jax.random.fold_in(jax.random.key(args.seed), 0), args.runs)
-    with tqdm(
-        total=args.rounds, unit="round", desc="simulate", disable=args.no_progress, file=sys.stderr
-    ) as bar:
+    quiet = args.no_progress or jax.process_index() != 0
+    with tqdm(total=args.rounds, unit="round", desc="simulate", disable=quiet, file=sys.stderr) as bar:
         bar.set_postfix_str("compiling")
 
         def progress(done: int) -> None:
@@ -295,7 +346,7 @@ def _sweep(args, config, env, env_axis, jax):
             chunk_rounds=1,
             callback=progress,
         )
-        out = jax.device_get(out)
+        out = simulation.gather(out)  # every process must call it under jax.distributed
         return out, time.perf_counter() - start
 
 
@@ -307,13 +358,23 @@ def run(args: argparse.Namespace) -> int:
             f"the {args.environment!r} environment needs scikit-learn, an optional extra: {EXTRA_HINT}"
         )
 
-    # Before anything expensive: a bad --out would otherwise only show once the sweep is done.
-    why = _check_out(args.out)
+    why = _distributed(args)
     if why is not None:
         return _fail(why)
+    # Before anything expensive: a bad --out would otherwise only show once the sweep is done.
+    # Only process 0 writes, so only it needs a usable --out.
+    if _process_id(args) == 0:
+        why = _check_out(args.out)
+        if why is not None:
+            return _fail(why)
 
     import jax
     import numpy as np
+
+    if _is_multiprocess(args):  # first, before anything touches a device
+        jax.distributed.initialize(
+            coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+        )
 
     import bandits_jax
     from bandits_jax import simulation
@@ -337,17 +398,22 @@ def run(args: argparse.Namespace) -> int:
     if why is not None:
         return _fail(why)
     config = CmabConfig(n_features=env.n_features, hidden_dim_list=args.hidden, num_steps=args.num_steps)
-    print(
-        f"simulate: {args.runs} runs x {args.rounds} rounds x {args.batch_size} rows, "
-        f"{env.n_actions} actions, {env.n_features} features, hidden {list(args.hidden)}, "
-        f"{args.num_steps} SVI steps, environment {args.environment!r}, {jax.device_count()} device(s)"
-    )
+    lead = jax.process_index() == 0
+    if lead:
+        print(
+            f"simulate: {args.runs} runs x {args.rounds} rounds x {args.batch_size} rows, "
+            f"{env.n_actions} actions, {env.n_features} features, hidden {list(args.hidden)}, "
+            f"{args.num_steps} SVI steps, environment {args.environment!r}, {jax.device_count()} device(s)"
+            + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else "")
+        )
     try:
         out, wall = _sweep(args, config, env, env_axis, jax)
     except (MemoryError, jax.errors.JaxRuntimeError) as err:
         if not is_out_of_memory(err):
             raise
         return _fail(out_of_memory_message(err), status=1)
+    if not lead:  # process 0 writes; the others are done once the results are gathered
+        return 0
 
     def rows(x) -> list:
         return np.asarray(x, np.float64).tolist()
@@ -391,6 +457,7 @@ def run(args: argparse.Namespace) -> int:
             "svi_divergences": int(sum((~np.asarray(traces[n].update_ok)).sum() for n in played)),
             "wall_time_s": wall,
             "device_count": jax.device_count(),
+            "process_count": jax.process_count(),
             "devices": [str(d) for d in jax.devices()],
             "jax_version": jax.__version__,
             "bandits_jax_version": bandits_jax.__version__,

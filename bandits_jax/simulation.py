@@ -52,14 +52,17 @@ Devices:
     ``XLA_FLAGS=--xla_force_host_platform_device_count=2``).
 
 Multi-host:
-    JAX's own distributed runtime does it; nothing here is host-aware. Start the same script on every
-    host, call ``jax.distributed.initialize()`` first (with ``coordinator_address``,
-    ``num_processes`` and ``process_id``, or nothing on a cluster JAX detects, e.g. SLURM or Cloud
-    TPU), then call :func:`sweep` with the same arguments on every process. ``jax.devices()`` then
-    lists the devices of all hosts, so the default mesh spans them and each host runs its share. The
-    results are global arrays of which each process holds its own runs: gather them with
-    ``jax.experimental.multihost_utils.process_allgather(result)`` before saving from process 0.
-    (Only the single-host path is tested here.)
+    JAX's own distributed runtime does it. Start the same script on every process (host), call
+    ``jax.distributed.initialize()`` first (with ``coordinator_address``, ``num_processes`` and
+    ``process_id``, or nothing on a cluster JAX detects, e.g. SLURM or Cloud TPU), then call
+    :func:`sweep` with the same arguments on every process. ``jax.devices()`` then lists the devices
+    of all processes, so the default mesh spans them; each process builds only its own devices'
+    shares of the inputs (:func:`jax.make_array_from_callback` from its copy of the arguments, since
+    ``device_put`` cannot place data on another host's device) and runs its share. The results are
+    global arrays of which each process holds its own runs: :func:`gather` (every process calls it;
+    ``process_allgather``) gives all runs on every process, to save from process 0. Tested with two
+    local CPU processes (gloo collectives): the gathered result equals one process's bit for bit
+    (``tests/test_multihost.py``, which also runs ``bandits-jax simulate --coordinator ...``).
 
 Examples:
     >>> import jax
@@ -107,6 +110,7 @@ __all__ = [
     "SimulationResult",
     "SimulationState",
     "Trace",
+    "gather",
     "grid",
     "init_policies",
     "init_simulation",
@@ -853,6 +857,45 @@ def _sweep_rounds(items, env, state, first_round, strategy, *, n_rounds, batch_s
     )
 
 
+def _put(tree, sharding: NamedSharding):
+    """Every array leaf of ``tree`` (the same global value on every process) as a global array laid
+    out by ``sharding``. One process: :func:`jax.device_put`. Several (``jax.distributed``): each
+    process builds only its addressable shards from its own copy of the global value, with
+    :func:`jax.make_array_from_callback`, since ``device_put`` cannot place on other hosts' devices."""
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def one(x):
+        if not isinstance(x, (jax.Array, np.ndarray, np.generic)):
+            return x
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    return jax.tree.map(one, tree)
+
+
+def _put_keys(keys, sharding: NamedSharding):
+    """Typed PRNG keys as :func:`_put` places arrays: their raw key data, wrapped back on device."""
+    if sharding.is_fully_addressable:
+        return jax.device_put(keys, sharding)
+    data = _put(jax.random.key_data(keys), sharding)
+    return jax.random.wrap_key_data(data, impl=jax.random.key_impl(keys))
+
+
+def gather(result):
+    """A sweep's result as host NumPy arrays on every process, for saving or printing.
+
+    With one process this is :func:`jax.device_get`. Under ``jax.distributed`` a sweep's result is
+    a global array of which each process holds its own runs; every process must call this (it is
+    a collective, :func:`jax.experimental.multihost_utils.process_allgather`) and gets all runs.
+    """
+    if jax.process_count() == 1:
+        return jax.device_get(result)
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(result, tiled=True)
+
+
 def sweep(
     config: CmabConfig | Mapping[str, Any],
     env: Environment,
@@ -950,12 +993,12 @@ def sweep(
     # Padding runs repeat the last run: valid inputs whose results are dropped.
     take = np.minimum(np.arange(padded), n_runs - 1)
     runs = NamedSharding(mesh, P(_RUNS))
-    keys = jax.device_put(keys[take], runs)
-    data = jax.device_put(jax.tree.map(lambda x: x[take], data), runs)
+    keys = _put_keys(keys[take], runs)
+    data = _put(jax.tree.map(lambda x: x[take], data), runs)
     if env_axis == 0:
-        env = jax.device_put(jax.tree.map(lambda x: x[take], env), runs)
+        env = _put(jax.tree.map(lambda x: x[take], env), runs)
     else:
-        env = jax.device_put(env, NamedSharding(mesh, P()))
+        env = _put(env, NamedSharding(mesh, P()))
 
     state = _sweep_init(
         items, env, keys, data, legacy=legacy, n_actions=n_actions, mesh=mesh, env_axis=env_axis

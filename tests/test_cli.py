@@ -182,3 +182,45 @@ def test_bad_out_exit_code_in_a_real_process(tmp_path):
         f"bandits-jax simulate: error: --out {tmp_path / 'f' / 'sub'}: cannot create the folder "
         "(Not a directory)"
     ]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--num-processes=2"], "need --coordinator, --num-processes and --process-id together"),
+        (["--coordinator=127.0.0.1:1", "--process-id=0"], "together"),
+        (["--coordinator=host", "--num-processes=2", "--process-id=0"], "must be HOST:PORT"),
+        (["--coordinator=h:1", "--num-processes=2", "--process-id=2"], "must be below --num-processes 2"),
+    ],
+)
+def test_simulate_rejects_an_incomplete_process_group_before_jax_starts(
+    tmp_path, capsys, no_simulation, monkeypatch, extra, message
+):
+    def loud(*args, **kwargs):
+        raise AssertionError("jax.distributed.initialize was called")
+
+    monkeypatch.setattr(jax.distributed, "initialize", loud)
+    assert cli.main(simulate(tmp_path, *extra)) == 2
+    assert message in one_error_line(capsys.readouterr().err)
+
+
+def test_simulate_reads_the_process_group_from_jax_environment_variables(monkeypatch):
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "10.0.0.1:1234")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "4")
+    monkeypatch.setenv("JAX_PROCESS_ID", "3")
+    args = cli.build_parser().parse_args(simulate("out"))
+    assert (args.coordinator, args.num_processes, args.process_id) == ("10.0.0.1:1234", 4, 3)
+    assert _simulate_cli._distributed(args) is None
+
+
+def test_simulate_rejects_a_bad_process_id_from_the_environment(monkeypatch, capsys):
+    monkeypatch.setenv("JAX_PROCESS_ID", "x")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(simulate("out"))
+    assert exit_.value.code == 2
+    assert "--process-id: expected an integer, got 'x'" in one_error_line(capsys.readouterr().err)
+
+
+def test_simulate_one_process_needs_no_process_group(tmp_path):
+    args = cli.build_parser().parse_args(simulate(tmp_path, "--num-processes=1"))
+    assert _simulate_cli._distributed(args) is None and not _simulate_cli._is_multiprocess(args)

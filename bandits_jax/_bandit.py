@@ -25,7 +25,7 @@ import numpy as np
 
 from bandits_jax import _validation as val
 from bandits_jax import persistence
-from bandits_jax._object import ModelLock, pad_actions, unpad_actions, warn_saturated
+from bandits_jax._object import ModelLock, pad_actions, unpad_actions, warn_saturated_ids
 from bandits_jax.policies.base import GroupedFeedback, UpdateInfo
 from bandits_jax.strategy import Strategy
 
@@ -76,13 +76,30 @@ def group_rows(n_actions: int, actions: np.ndarray, per_batch: bool = False) -> 
     ``rows_per_action`` is a power-of-two bucket of the largest action's count (of the batch size
     with ``per_batch``, for policies whose update is so cheap that one program per batch bucket
     beats one per spread of the rows), so a new batch in a seen bucket compiles nothing."""
+    rows, valid, _ = _group_rows(n_actions, actions, per_batch)
+    return rows, valid
+
+
+def _group_rows(
+    n_actions: int, actions: np.ndarray, per_batch: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`group_rows` plus each action's row count (computed once, reused for the counters)."""
     order = np.argsort(actions, kind="stable")
     counts = np.bincount(actions, minlength=n_actions)
     starts = np.cumsum(counts) - counts
     offsets = np.arange(val.bucket(len(actions) if per_batch else int(counts.max())))
-    valid = offsets[None, :] < counts[:, None]
-    rows = order[np.minimum(starts[:, None] + offsets[None, :], len(actions) - 1)]
-    return rows, valid
+    valid = offsets < counts[:, None]
+    rows = order[np.minimum(starts[:, None] + offsets, len(actions) - 1)]
+    return rows, valid, counts
+
+
+_COUNTER_TOP = int(np.iinfo(np.int32).max)
+
+
+def _counters(state) -> tuple[np.ndarray, np.ndarray]:
+    """The state's success and failure counters on the host (int64: sums cannot wrap)."""
+    stats = getattr(state, "stats", state)
+    return np.asarray(stats.n_successes, np.int64), np.asarray(stats.n_failures, np.int64)
 
 
 class Bandit:
@@ -108,6 +125,8 @@ class Bandit:
         self._strategy = strategy
         self._key = key
         self._lock = ModelLock()
+        # host-side upper bounds of the counters (see _update_rows), from the actual counts
+        self._count_bound = (padded_state, *_counters(padded_state))
 
     @classmethod
     def _from_padded(cls, ids: tuple, config: Any, padded_state: Any, strategy: Strategy, key) -> Bandit:
@@ -218,10 +237,19 @@ class Bandit:
 
     def _update_rows(self, idx: np.ndarray, rewards: np.ndarray, context: np.ndarray) -> UpdateInfo:
         """Group the validated rows by action with NumPy (no sort or gather in the compiled
-        program), run the update step, and swap in the new state and key under the lock."""
+        program), run the update step, and swap in the new state and key under the lock.
+
+        Counter saturation is checked against a host-side upper bound of every counter (the
+        state's own counters, plus every count added since): only when an update could push the
+        bound past 2**31 - 1 are the device counters read. The bound belongs to one state object;
+        a state put in place any other way (built, loaded, transferred) is read afresh."""
         n_actions = len(self._action_ids)
-        rows, valid = group_rows(len(self._mask), idx, self._rows_per_batch)
-        grouped = GroupedFeedback(context[rows], rewards.astype(np.float32, copy=False)[rows], valid)
+        rows, valid, counts = _group_rows(len(self._mask), idx, self._rows_per_batch)
+        rew = rewards.astype(np.float32, copy=False)[rows]
+        grouped = GroupedFeedback(context[rows], rew, valid)
+        successes = np.where(valid, rew, 0).sum(axis=1, dtype=np.int64)
+        failures = counts - successes
+        saturated = None
         with self._lock:
             old = self._state
             state, info, new_key, overflow = update_step(self._policy, old, self._key, grouped)
@@ -235,8 +263,21 @@ class Bandit:
                 )
             info = UpdateInfo(*(np.asarray(v)[:n_actions] for v in info))
             self._state, self._key = state, new_key
-        if not info.ok.all():
-            bad = [self._action_ids[i] for i in np.flatnonzero(~info.ok)]
+            ok = info.ok
+            add_s, add_f = successes[:n_actions] * ok, failures[:n_actions] * ok
+            bound = self.__dict__.get("_count_bound")
+            if bound is None or bound[0] is not old:
+                bound = (old, *_counters(old))
+            hi_s, hi_f = bound[1][:n_actions] + add_s, bound[2][:n_actions] + add_f
+            if hi_s.max() > _COUNTER_TOP or hi_f.max() > _COUNTER_TOP:
+                old_s, old_f = _counters(old)
+                over = (old_s[:n_actions] + add_s > _COUNTER_TOP) | (old_f[:n_actions] + add_f > _COUNTER_TOP)
+                if over.any():
+                    saturated = [self._action_ids[i] for i in np.flatnonzero(over)]
+                hi_s, hi_f = _counters(state)
+            self._count_bound = (state, hi_s, hi_f)
+        if not ok.all():
+            bad = [self._action_ids[i] for i in np.flatnonzero(~ok)]
             warnings.warn(
                 f"the fit went non-finite for action(s) {bad!r}; their previous posterior and counts "
                 "were kept. Try a smaller update_kwargs['optimizer_kwargs']['step_size'] or "
@@ -244,9 +285,8 @@ class Bandit:
                 SviDivergenceWarning,
                 stacklevel=3,
             )
-        successes = np.bincount(idx, weights=rewards, minlength=n_actions) * info.ok
-        failures = np.bincount(idx, minlength=n_actions) * info.ok - successes
-        warn_saturated(self._action_ids, getattr(old, "stats", old), successes, failures)
+        if saturated:
+            warn_saturated_ids(saturated, stacklevel=2)
         return info
 
     # ------------------------------------------------------------------ persistence

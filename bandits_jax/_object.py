@@ -10,7 +10,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["CounterSaturationWarning", "ModelLock", "pad_actions", "unpad_actions", "warn_saturated"]
+__all__ = [
+    "CounterSaturationWarning",
+    "ModelLock",
+    "pad_actions",
+    "unpad_actions",
+    "warn_saturated",
+    "warn_saturated_ids",
+]
 
 
 class CounterSaturationWarning(RuntimeWarning):
@@ -53,9 +60,16 @@ def warn_saturated(action_ids: tuple, old, successes: np.ndarray, failures: np.n
         np.asarray(old.n_failures, np.int64)[:n] + failures[:n] > top
     )
     if over.any():
-        warnings.warn(
-            f"the counters of action(s) {[action_ids[i] for i in np.flatnonzero(over)]!r} reached "
-            f"{top} (2**31 - 1) and are held there; later rewards of these actions are not counted",
-            CounterSaturationWarning,
-            stacklevel=3,
-        )
+        warn_saturated_ids([action_ids[i] for i in np.flatnonzero(over)], stacklevel=3)
+
+
+def warn_saturated_ids(ids: list, stacklevel: int = 3) -> None:
+    """The :class:`CounterSaturationWarning` naming the actions whose counters saturated
+    (``stacklevel`` counted from the caller, as if it called ``warnings.warn`` itself)."""
+    top = np.iinfo(np.int32).max
+    warnings.warn(
+        f"the counters of action(s) {ids!r} reached {top} (2**31 - 1) and are held there; later "
+        "rewards of these actions are not counted",
+        CounterSaturationWarning,
+        stacklevel=stacklevel + 1,
+    )

@@ -49,6 +49,15 @@ def action_id(aid: Any, name: str = "action_ids") -> str | int:
 def as_context(context: Any, n_features: int, dtype=np.float32) -> np.ndarray:
     """A float array of shape ``(n_rows >= 1, n_features)``, finite in the model's ``dtype``
     (a value such as 1e39 is finite in float64 but infinite in float32)."""
+    # Fast path for the common case (a real 2-D array of the right width): one cast and one
+    # isfinite on the cast (a NaN, an infinity or a value beyond float32 all show up there). Any
+    # doubt falls through to the full checks below, which name the offending value.
+    if type(context) is np.ndarray and context.dtype.kind in "fiu" and context.ndim == 2:
+        if context.shape[0] and context.shape[1] == n_features:
+            with np.errstate(over="ignore"):
+                cast = context.astype(dtype, copy=False)
+            if np.isfinite(cast).all():
+                return cast
     try:
         arr = np.asarray(context)
     except Exception as err:  # ragged lists and the like
@@ -77,6 +86,13 @@ def as_context(context: Any, n_features: int, dtype=np.float32) -> np.ndarray:
 
 def as_action_indices(actions: Any, index: dict, name: str = "actions") -> np.ndarray:
     """Indices of ``actions`` in the model's action order; unknown ids are a ValueError."""
+    # Fast path: a list of exactly str / int ids that are all known (type() is exact, so bools,
+    # floats and subclasses fall through to the full checks below, as does an unknown id).
+    if type(actions) is list and set(map(type, actions)) <= _ID_TYPES:
+        try:
+            return np.array([index[a] for a in actions], dtype=np.int32)
+        except KeyError:
+            pass
     if isinstance(actions, (str, bytes)) or not isinstance(actions, Iterable):
         raise TypeError(f"{name} must be a list of action ids, got {actions!r}")
     if isinstance(actions, np.ndarray) and actions.ndim != 1:
@@ -110,6 +126,16 @@ _ID_TYPES = {str, int}
 
 def as_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
     """Binary rewards as an int array."""
+    # Fast path: a non-empty list or 1-D array of real numbers that are all 0 or 1. Anything else
+    # (ragged, empty, object dtype, a 2 or a NaN) falls through to the full checks below.
+    if type(rewards) is list or type(rewards) is np.ndarray:
+        try:
+            arr = np.asarray(rewards)
+        except Exception:
+            arr = None
+        if arr is not None and arr.ndim == 1 and arr.size and arr.dtype.kind in "biuf":
+            if arr.dtype.kind == "b" or ((arr == 0) | (arr == 1)).all():
+                return arr.astype(np.int32)
     if isinstance(rewards, (str, bytes)) or not isinstance(rewards, (Sequence, np.ndarray, Iterable)):
         raise TypeError(f"{name} must be a list of 0/1 rewards, got {rewards!r}")
     try:

@@ -12,7 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from bandits_jax import _simulate_cli, cli, simulation
+from bandits_jax import cli, simulation
+from bandits_jax.cli import simulate as _simulate_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--runs=2", "--rounds=2", "--batch-size=8", "--num-steps=5", "--no-progress", "--no-plot"]

@@ -18,7 +18,8 @@ import jax
 import numpy as np
 import pytest
 
-from bandits_jax import _simulate_cli, cli, core, policies, simulation, smab
+from bandits_jax import cli, core, policies, simulation, smab
+from bandits_jax.cli import simulate as _simulate_cli
 from bandits_jax.cmab import CmabBernoulli
 from bandits_jax.config import CmabConfig
 from bandits_jax.smab import SmabBernoulli

@@ -1,5 +1,5 @@
-"""Command line: ``bandits-jax demo`` runs a small contextual-bandit experiment end to end;
-``bandits-jax simulate`` runs many simulated experiments at once and saves their regret curves."""
+"""``bandits-jax demo``: a small contextual-bandit experiment end to end (cold start, a few rounds
+of predict/update on a synthetic problem)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import time
 
 import numpy as np
 
-from bandits_jax import _simulate_cli
-from bandits_jax._simulate_cli import SEED_RANGE, _positive_int, _seed
+from bandits_jax.cli import simulate as _simulate_cli
 
 
-def _demo(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     try:
         return _run_demo(args)
     except (MemoryError, RuntimeError) as err:  # jax.errors.JaxRuntimeError is a RuntimeError
@@ -58,36 +57,3 @@ def _run_demo(args: argparse.Namespace) -> int:
         )
     print(f"chance level of choosing the best action: {1 / n_actions:.0%}")
     return 0
-
-
-class _Parser(argparse.ArgumentParser):
-    """Reports a bad option in one line, ``PROG: error: ...``, as the commands' own checks do
-    (argparse's default prints the usage block first); subcommand parsers are of this class too."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="bandits-jax", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="cold start, a few rounds of predict/update on a synthetic problem")
-    demo.add_argument("--rounds", type=_positive_int, default=8)
-    demo.add_argument("--batch-size", type=_positive_int, default=200)
-    demo.add_argument("--actions", type=_positive_int, default=3)
-    demo.add_argument("--features", type=_positive_int, default=4)
-    demo.add_argument("--num-steps", type=_positive_int, default=300)
-    # NumPy's default_rng takes no negative seed, jax.random.key none beyond int64.
-    demo.add_argument("--seed", type=_seed(0, SEED_RANGE[1]), default=0)
-    demo.set_defaults(func=_demo)
-    _simulate_cli.add_parser(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, Real
 
 __all__ = [
+    "CountingPolicy",
     "Feedback",
     "GroupedFeedback",
     "Policy",
@@ -172,6 +173,32 @@ class PolicyBase:
         """``update_grouped`` on ``feedback`` routed to its actions (``rows_per_action`` static,
         default the batch size)."""
         return _route_and_update(self, key, state, feedback, rows_per_action or feedback.actions.shape[0])
+
+
+class CountingPolicy(PolicyBase):
+    """Mixin of a policy whose state is only its likelihood's counters (no settings, no fit):
+    ``example``, ``init`` and the exact counting ``update_grouped``; the subclass writes
+    ``predict``."""
+
+    @classmethod
+    def example(cls, n_features: int) -> Any:
+        """The policy (it has no settings; ``n_features`` is ignored), for tests and demos."""
+        return cls()
+
+    def init(self, n_actions: int) -> Any:
+        """The likelihood's counters of ``n_actions`` actions (``Beta(1, 1)`` for Bernoulli)."""
+        return self.likelihood.init_stats(n_actions)
+
+    def update_grouped(
+        self, key: PRNGKeyArray, state: Any, grouped: GroupedFeedback
+    ) -> tuple[Any, UpdateInfo]:
+        """Add each action's rows to its counters (exact, saturating; the key is unused)."""
+        return _count_update(self, state, grouped)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _count_update(policy, state, grouped: GroupedFeedback):
+    return count_update(policy.likelihood, state, grouped)
 
 
 @partial(jax.jit, static_argnames=("policy", "rows_per_action"))

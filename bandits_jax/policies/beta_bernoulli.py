@@ -24,11 +24,8 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from bandits_jax.likelihoods import Bernoulli, BernoulliStats
 from bandits_jax.policies.base import (
-    GroupedFeedback,
-    PolicyBase,
+    CountingPolicy,
     Prediction,
-    UpdateInfo,
-    count_update,
     select,
 )
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -37,20 +34,11 @@ __all__ = ["BetaBernoulli"]
 
 
 @dataclasses.dataclass(frozen=True)
-class BetaBernoulli(PolicyBase):
+class BetaBernoulli(CountingPolicy):
     """Beta-Bernoulli Thompson sampling; its state is the likelihood's counters, which are the
     posterior's parameters."""
 
     likelihood: Bernoulli = Bernoulli()
-
-    @classmethod
-    def example(cls, n_features: int) -> BetaBernoulli:
-        """The policy (it has no settings; ``n_features`` is ignored), for tests and demos."""
-        return cls()
-
-    def init(self, n_actions: int) -> BernoulliStats:
-        """Every action at ``Beta(1, 1)``."""
-        return self.likelihood.init_stats(n_actions)
 
     def predict(
         self,
@@ -63,12 +51,6 @@ class BetaBernoulli(PolicyBase):
         """One Beta draw per row (of ``context``) and action; the context's values are unused."""
         return _predict(key, state, context.shape[0], strategy, action_mask)
 
-    def update_grouped(
-        self, key: PRNGKeyArray, state: BernoulliStats, grouped: GroupedFeedback
-    ) -> tuple[BernoulliStats, UpdateInfo]:
-        """Add each action's successes and failures (exact; saturating at the int32 maximum)."""
-        return _update_grouped(self, state, grouped)
-
 
 @partial(jax.jit, static_argnums=(2,))
 def _predict(key, state: BernoulliStats, n_rows: int, strategy, action_mask) -> Prediction:
@@ -79,8 +61,3 @@ def _predict(key, state: BernoulliStats, n_rows: int, strategy, action_mask) -> 
     logits = jnp.log(probs) - jnp.log1p(-probs)
     mean = jnp.broadcast_to(a / (a + b), probs.shape)
     return select(logits, probs, mean, strategy_key, strategy, action_mask)
-
-
-@partial(jax.jit, static_argnums=(0,))
-def _update_grouped(policy, state: BernoulliStats, grouped: GroupedFeedback):
-    return count_update(policy.likelihood, state, grouped)

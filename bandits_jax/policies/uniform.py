@@ -23,11 +23,8 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 from bandits_jax import _random
 from bandits_jax.likelihoods import Bernoulli, BernoulliStats
 from bandits_jax.policies.base import (
-    GroupedFeedback,
-    PolicyBase,
+    CountingPolicy,
     Prediction,
-    UpdateInfo,
-    count_update,
     select,
 )
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -36,18 +33,10 @@ __all__ = ["Uniform"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Uniform(PolicyBase):
+class Uniform(CountingPolicy):
     """Uniform random choice among the allowed actions (it only counts rewards)."""
 
     likelihood: Bernoulli = Bernoulli()
-
-    @classmethod
-    def example(cls, n_features: int) -> Uniform:
-        """The policy (it has no settings; ``n_features`` is ignored), for tests and demos."""
-        return cls()
-
-    def init(self, n_actions: int) -> BernoulliStats:
-        return self.likelihood.init_stats(n_actions)
 
     def predict(
         self,
@@ -59,11 +48,6 @@ class Uniform(PolicyBase):
     ) -> Prediction:
         return _predict(key, state, context.shape[0], strategy, action_mask)
 
-    def update_grouped(
-        self, key: PRNGKeyArray, state: BernoulliStats, grouped: GroupedFeedback
-    ) -> tuple[BernoulliStats, UpdateInfo]:
-        return _update_grouped(self, state, grouped)
-
 
 @partial(jax.jit, static_argnums=(2,))
 def _predict(key, state: BernoulliStats, n_rows: int, strategy, action_mask) -> Prediction:
@@ -72,8 +56,3 @@ def _predict(key, state: BernoulliStats, n_rows: int, strategy, action_mask) -> 
     scores = _random.uniform(draw_key, (n_rows, n_actions), jnp.float32)
     logits = jnp.log(scores) - jnp.log1p(-scores)
     return select(logits, scores, jnp.full_like(scores, 0.5), strategy_key, strategy, action_mask)
-
-
-@partial(jax.jit, static_argnums=(0,))
-def _update_grouped(policy, state: BernoulliStats, grouped: GroupedFeedback):
-    return count_update(policy.likelihood, state, grouped)

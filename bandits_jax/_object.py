@@ -15,7 +15,6 @@ __all__ = [
     "ModelLock",
     "pad_actions",
     "unpad_actions",
-    "warn_saturated",
     "warn_saturated_ids",
 ]
 
@@ -50,17 +49,6 @@ def unpad_actions(state, n_actions: int):
     if jax.tree.leaves(state)[0].shape[0] == n_actions:
         return state
     return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[:n_actions]), state)
-
-
-def warn_saturated(action_ids: tuple, old, successes: np.ndarray, failures: np.ndarray) -> None:
-    """Warn when an update pushed a counter past the int32 maximum (it is held there)."""
-    top = np.iinfo(np.int32).max
-    n = len(action_ids)
-    over = (np.asarray(old.n_successes, np.int64)[:n] + successes[:n] > top) | (
-        np.asarray(old.n_failures, np.int64)[:n] + failures[:n] > top
-    )
-    if over.any():
-        warn_saturated_ids([action_ids[i] for i in np.flatnonzero(over)], stacklevel=3)
 
 
 def warn_saturated_ids(ids: list, stacklevel: int = 3) -> None:

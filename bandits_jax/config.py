@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import inspect
@@ -34,6 +35,35 @@ UPDATE_KEYS = (
     "optimizer_kwargs",
     "num_particles",
     "gradient_clip_norm",
+)
+
+
+class _Names:
+    """How validation errors name the settings: a setting is named by its :class:`CmabConfig`
+    field unless ``overrides`` spells it otherwise."""
+
+    __slots__ = ("overrides",)
+
+    def __init__(self, overrides: Mapping[str, str] | None = None):
+        self.overrides = dict(overrides or {})
+
+    def __call__(self, field: str) -> str:
+        return self.overrides.get(field, field)
+
+
+# A CmabConfig built directly (or through BnnTS / SviSettings) names its own fields; make_config,
+# which takes PyBandits' arguments, names them as the user wrote them. Either way construction is
+# the one validation: make_config sets the names for the CmabConfig it builds (see _ERROR_NAMES).
+_CORE_NAMES = _Names()
+_PYBANDITS_NAMES = _Names(
+    {
+        **{k: f"dist_params_init[{k!r}]" for k in DEFAULT_DIST_PARAMS},
+        **{k: f"update_kwargs[{k!r}]" for k in UPDATE_KEYS},
+        "step_size": "update_kwargs['optimizer_kwargs']['step_size']",
+    }
+)
+_ERROR_NAMES: contextvars.ContextVar[_Names] = contextvars.ContextVar(
+    "bandits_jax_config_error_names", default=_CORE_NAMES
 )
 
 
@@ -83,8 +113,12 @@ class CmabConfig:
     with ``learning_rate=step_size`` and ``optimizer_kwargs`` (see :func:`optimizer`) and its
     ``init``/``update`` are traced with :func:`jax.eval_shape` on the fit's ``(2, n_weights)``
     parameter array (no compilation); the updates must keep that shape and dtype. A bad optimizer is
-    refused here, naming ``update_kwargs['optimizer_type']`` or the offending
-    ``update_kwargs['optimizer_kwargs'][key]``, not at the first update.
+    refused here, naming ``optimizer_type`` or the offending ``optimizer_kwargs[key]``, not at the
+    first update.
+
+    Errors name the fields (``num_steps``, ``sigma``, ``optimizer_kwargs['b1']``, ...); built by
+    :func:`make_config` they name PyBandits' arguments instead (``update_kwargs['num_steps']``,
+    ``dist_params_init['sigma']``, ``update_kwargs['optimizer_kwargs']['b1']``, ...).
 
     NumPy scalars become Python ``int``/``float``/``bool`` (also inside ``optimizer_kwargs``, whose
     lists become tuples and which is stored sorted by key), so every configuration is hashable,
@@ -109,11 +143,12 @@ class CmabConfig:
     gradient_clip_norm: float | None = None
 
     def __post_init__(self):
+        name = _ERROR_NAMES.get()  # how errors name the settings (make_config: PyBandits' names)
         # NumPy scalars -> Python scalars first: hashing, equality and JSON then see plain values.
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name == "optimizer_kwargs":
-                value = _plain_optimizer_kwargs(value)
+                value = _plain_optimizer_kwargs(value, name)
             elif field.name == "hidden_dim_list" and isinstance(value, tuple):
                 value = tuple(_plain_scalar(w) for w in value)
             else:
@@ -130,17 +165,17 @@ class CmabConfig:
             raise TypeError(f"use_residual_connections must be a bool, got {self.use_residual_connections!r}")
         if self.dist_type not in DIST_TYPES:
             raise ValueError(f"dist_type must be one of {list(DIST_TYPES)}, got {self.dist_type!r}")
-        _check_finite("dist_params_init['mu']", self.mu)
-        _check_finite("dist_params_init['sigma']", self.sigma, positive=True)
-        _check_finite("dist_params_init['nu']", self.nu, positive=True)
-        _check_positive_int("update_kwargs['num_steps']", self.num_steps)
-        _check_finite("update_kwargs['optimizer_kwargs']['step_size']", self.step_size, positive=True)
+        _check_finite(name("mu"), self.mu)
+        _check_finite(name("sigma"), self.sigma, positive=True)
+        _check_finite(name("nu"), self.nu, positive=True)
+        _check_positive_int(name("num_steps"), self.num_steps)
+        _check_finite(name("step_size"), self.step_size, positive=True)
         if self.batch_size is not None:
-            _check_positive_int("update_kwargs['batch_size']", self.batch_size)
-        _check_positive_int("update_kwargs['num_particles']", self.num_particles)
+            _check_positive_int(name("batch_size"), self.batch_size)
+        _check_positive_int(name("num_particles"), self.num_particles)
         if self.gradient_clip_norm is not None:
-            _check_finite("update_kwargs['gradient_clip_norm']", self.gradient_clip_norm, positive=True)
-        _check_optimizer(self)
+            _check_finite(name("gradient_clip_norm"), self.gradient_clip_norm, positive=True)
+        _check_optimizer(self, name)
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -207,17 +242,21 @@ def make_config(
             )
         dist_params.update(dist_params_init)
     upd = _parse_update_kwargs(update_kwargs)
-    return CmabConfig(
-        n_features=n_features,
-        hidden_dim_list=hidden,
-        activation=activation,
-        use_residual_connections=use_residual_connections,
-        dist_type=dist_type,
-        mu=dist_params["mu"],
-        sigma=dist_params["sigma"],
-        nu=dist_params["nu"],
-        **upd,
-    )
+    token = _ERROR_NAMES.set(_PYBANDITS_NAMES)  # CmabConfig validates, naming these arguments
+    try:
+        return CmabConfig(
+            n_features=n_features,
+            hidden_dim_list=hidden,
+            activation=activation,
+            use_residual_connections=use_residual_connections,
+            dist_type=dist_type,
+            mu=dist_params["mu"],
+            sigma=dist_params["sigma"],
+            nu=dist_params["nu"],
+            **upd,
+        )
+    finally:
+        _ERROR_NAMES.reset(token)
 
 
 def _parse_update_kwargs(update_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -277,19 +316,18 @@ def _build_optimizer(factory, step_size, kwargs, clip) -> optax.GradientTransfor
     return opt
 
 
-_TYPE_KEY = "update_kwargs['optimizer_type']"
-_KWARGS_KEY = "update_kwargs['optimizer_kwargs']"
 _EXPECTED_TYPE = (
     "the name of an optax optimizer factory that takes a learning_rate and returns an "
     "optax.GradientTransformation, such as 'adam', 'adamw' or 'sgd'"
 )
 
 
-def _check_optimizer(config: CmabConfig) -> None:
+def _check_optimizer(config: CmabConfig, names: _Names = _CORE_NAMES) -> None:
     """Refuse an optimizer that cannot run the fit, naming the setting to blame (see CmabConfig)."""
+    type_key, kwargs_key = names("optimizer_type"), names("optimizer_kwargs")
     name = config.optimizer_type
     if not isinstance(name, str):
-        raise TypeError(f"{_TYPE_KEY} must be {_EXPECTED_TYPE}, got {name!r}")
+        raise TypeError(f"{type_key} must be {_EXPECTED_TYPE}, got {name!r}")
     factory = None if name.startswith("_") else getattr(optax, name, None)
     try:
         parameters = inspect.signature(factory).parameters if callable(factory) else {}
@@ -297,7 +335,7 @@ def _check_optimizer(config: CmabConfig) -> None:
         parameters = {}
     var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     if "learning_rate" not in parameters and not var_keyword:
-        raise ValueError(f"{_TYPE_KEY} must be {_EXPECTED_TYPE}, got {name!r}")
+        raise ValueError(f"{type_key} must be {_EXPECTED_TYPE}, got {name!r}")
     kwargs = dict(config.optimizer_kwargs)
     if not var_keyword:
         accepted = [
@@ -309,8 +347,8 @@ def _check_optimizer(config: CmabConfig) -> None:
         for key in kwargs:
             if key not in accepted:
                 raise ValueError(
-                    f"{_KWARGS_KEY}[{key!r}] is not an argument of optax.{name}; expected some of "
-                    f"{accepted} (and 'step_size', the learning rate)"
+                    f"{kwargs_key}[{key!r}] is not an argument of optax.{name}; expected some of "
+                    f"{accepted} (the learning rate is {names('step_size')})"
                 )
     widths = config.widths
     n_weights = sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
@@ -334,13 +372,13 @@ def _check_optimizer(config: CmabConfig) -> None:
             alone = probe(tuple(sorted((*required, (key, value)))))
             if alone is not None:
                 raise alone[0](
-                    f"{_KWARGS_KEY}[{key!r}] = {value!r} does not work with optax.{name}: {alone[1]}"
+                    f"{kwargs_key}[{key!r}] = {value!r} does not work with optax.{name}: {alone[1]}"
                 ) from None
     if kwargs:
         raise error[0](
-            f"{_KWARGS_KEY} {kwargs!r} does not work with optax.{name} (no single key is to blame): {error[1]}"
+            f"{kwargs_key} {kwargs!r} does not work with optax.{name} (no single key is to blame): {error[1]}"
         ) from None
-    raise error[0](f"{_TYPE_KEY} must be {_EXPECTED_TYPE}; optax.{name} does not work: {error[1]}") from None
+    raise error[0](f"{type_key} must be {_EXPECTED_TYPE}; optax.{name} does not work: {error[1]}") from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -392,8 +430,9 @@ def _plain_scalar(value: Any) -> Any:
     return value
 
 
-def _plain_optimizer_kwargs(value: Any) -> tuple[tuple[str, Any], ...]:
+def _plain_optimizer_kwargs(value: Any, names: _Names = _CORE_NAMES) -> tuple[tuple[str, Any], ...]:
     """``optimizer_kwargs`` (a dict or ``(key, value)`` pairs) as sorted pairs of JSON data."""
+    kwargs_key = names("optimizer_kwargs")
     if isinstance(value, Mapping):
         pairs = list(value.items())
     elif isinstance(value, (tuple, list)) and all(
@@ -401,25 +440,26 @@ def _plain_optimizer_kwargs(value: Any) -> tuple[tuple[str, Any], ...]:
     ):
         pairs = [tuple(p) for p in value]
     else:
-        raise TypeError(f"{_KWARGS_KEY} must be a dict, got {value!r}")
+        raise TypeError(f"{kwargs_key} must be a dict, got {value!r}")
     out = {}
     for key, v in pairs:
         key = _plain_scalar(key)
         if not isinstance(key, str):
-            raise TypeError(f"{_KWARGS_KEY} keys must be strings, got {key!r}")
+            raise TypeError(f"{kwargs_key} keys must be strings, got {key!r}")
         if key in out:
-            raise ValueError(f"{_KWARGS_KEY}[{key!r}] is given twice")
+            raise ValueError(f"{kwargs_key}[{key!r}] is given twice")
         if key in ("step_size", "learning_rate"):
             raise ValueError(
-                f"{_KWARGS_KEY}[{key!r}] is not an optimizer keyword here: the learning rate is the "
+                f"{kwargs_key}[{key!r}] is not an optimizer keyword here: the learning rate is the "
                 "config's step_size field"
             )
-        out[key] = _plain_kwarg(key, v)
+        out[key] = _plain_kwarg(key, v, names)
     return tuple(sorted(out.items()))
 
 
-def _plain_kwarg(key: str, value: Any) -> Any:
+def _plain_kwarg(key: str, value: Any, names: _Names = _CORE_NAMES) -> Any:
     """One optimizer keyword's value as hashable JSON data: NumPy scalars to Python, lists to tuples."""
+    kwargs_key = names("optimizer_kwargs")
     value = _plain_scalar(value)
     if value is None:
         return None
@@ -434,12 +474,12 @@ def _plain_kwarg(key: str, value: Any) -> Any:
     if isinstance(value, numbers.Real):
         if not math.isfinite(value):
             raise ValueError(
-                f"{_KWARGS_KEY}[{key!r}] must be finite (the config is saved as JSON), got {value!r}"
+                f"{kwargs_key}[{key!r}] must be finite (the config is saved as JSON), got {value!r}"
             )
         return float(value)
     if isinstance(value, (list, tuple)):
-        return tuple(_plain_kwarg(key, v) for v in value)
+        return tuple(_plain_kwarg(key, v, names) for v in value)
     raise TypeError(
-        f"{_KWARGS_KEY}[{key!r}] must be a number, string, bool, None or a list of those (the config "
+        f"{kwargs_key}[{key!r}] must be a number, string, bool, None or a list of those (the config "
         f"is hashed and saved as JSON), got {type(value).__name__} {value!r}"
     )

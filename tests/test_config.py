@@ -46,7 +46,7 @@ def test_cold_start_refuses_what_is_not_an_optimizer(name):
 
 @pytest.mark.parametrize("name", [*BAD_OPTIMIZER_TYPES, 5, None])
 def test_config_refuses_what_is_not_an_optimizer(name):
-    with pytest.raises((ValueError, TypeError), match=r"update_kwargs\['optimizer_type'\]"):
+    with pytest.raises((ValueError, TypeError), match=r"^optimizer_type must be"):
         CmabConfig(n_features=2, optimizer_type=name)
 
 
@@ -80,7 +80,7 @@ def test_config_refuses_bad_optimizer_kwargs_naming_the_key():
         CmabConfig(n_features=2, optimizer_kwargs=(("step_size", 0.1),))
     with pytest.raises(ValueError, match="twice"):
         CmabConfig(n_features=2, optimizer_kwargs=(("b1", 0.8), ("b1", 0.9)))
-    with pytest.raises(TypeError, match=r"update_kwargs\['optimizer_kwargs'\]"):
+    with pytest.raises(TypeError, match=r"^optimizer_kwargs must be a dict"):
         CmabConfig(n_features=2, optimizer_kwargs=5)
 
 
@@ -94,7 +94,7 @@ def test_failure_that_no_single_key_explains_names_all_optimizer_kwargs(monkeypa
 
     monkeypatch.setattr(optax, "picky", picky, raising=False)
     CmabConfig(n_features=2, optimizer_type="picky", optimizer_kwargs=(("a", 1.0),))
-    with pytest.raises(ValueError, match=r"update_kwargs\['optimizer_kwargs'\] \{'a': 1.0, 'b': 1.0\}"):
+    with pytest.raises(ValueError, match=r"^optimizer_kwargs \{'a': 1.0, 'b': 1.0\}"):
         CmabConfig(n_features=2, optimizer_type="picky", optimizer_kwargs=(("a", 1.0), ("b", 1.0)))
 
 
@@ -119,7 +119,7 @@ def test_optimizer_must_work_on_the_fit_parameter_layout(monkeypatch, flaw):
         return optax.GradientTransformation(sgd.init, update)
 
     monkeypatch.setattr(optax, "flawed", factory, raising=False)
-    with pytest.raises((ValueError, TypeError), match=r"update_kwargs\['optimizer_type'\]"):
+    with pytest.raises((ValueError, TypeError), match=r"^optimizer_type must be"):
         CmabConfig(n_features=3, hidden_dim_list=(4,), optimizer_type="flawed")
 
 

@@ -62,12 +62,21 @@ class MLP(eqx.Module):
         return out
 
     def __call__(self, x: Float[Array, " n_features"]) -> Float[Array, ""]:
-        """Logit of one example under these (point) parameters."""
+        """Logit of one example under these (point) parameters (the first output unit)."""
+        return self.outputs(x)[0]
+
+    def features(self, x: Float[Array, " n_features"]) -> Float[Array, " width"]:
+        """The last hidden layer's activations of one example (``x`` itself without hidden
+        layers): the representation that a linear head on top of the network sees."""
         h = x
         for layer in self.layers[:-1]:
             h = self._hidden(h, h @ layer.weight + layer.bias)
+        return h
+
+    def outputs(self, x: Float[Array, " n_features"]) -> Float[Array, " n_outputs"]:
+        """Every output unit of one example under these (point) parameters."""
         out = self.layers[-1]
-        return (h @ out.weight + out.bias)[0]
+        return self.features(x) @ out.weight + out.bias
 
 
 def layer_widths(n_features: int, hidden_dim_list: Sequence[int]) -> tuple[int, ...]:
@@ -95,6 +104,35 @@ def init_mlp(
             bias=jnp.full((o,), fill_bias, dtype=dtype),
         )
         for i, o in zip(widths[:-1], widths[1:])
+    )
+    return MLP(layers, activation, use_residual_connections)
+
+
+def random_mlp(
+    key: PRNGKeyArray,
+    n_features: int,
+    hidden_dim_list: Sequence[int],
+    activation: str = "tanh",
+    use_residual_connections: bool = False,
+    *,
+    n_outputs: int = 1,
+    dtype=None,
+) -> MLP:
+    """A point-estimate MLP with LeCun-normal weights (``N(0, 1 / fan_in)``: unit-variance
+    pre-activations for unit-variance inputs) and zero biases; ``n_outputs`` output units.
+    Traceable in ``key`` (a ``vmap`` over keys gives an ensemble)."""
+    dtype = jnp.result_type(float) if dtype is None else dtype
+    widths = (n_features, *hidden_dim_list, n_outputs)
+    # every weight in one flat draw (see bandits_jax._random: far cheaper to compile on CPU)
+    sizes = [i * o for i, o in zip(widths[:-1], widths[1:])]
+    flat = _random.normal(key, (sum(sizes),), dtype)
+    starts = [sum(sizes[:k]) for k in range(len(sizes))]
+    layers = tuple(
+        Layer(
+            weight=flat[s : s + i * o].reshape(i, o) / math.sqrt(i),
+            bias=jnp.zeros((o,), dtype),
+        )
+        for s, i, o in zip(starts, widths[:-1], widths[1:])
     )
     return MLP(layers, activation, use_residual_connections)
 

@@ -44,7 +44,7 @@ from bandits_jax.likelihoods import Bernoulli, BernoulliStats
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
 from bandits_jax.strategy import ClassicBandit, Strategy
 
-__all__ = ["LinearTS", "LinearTSState", "map_objective"]
+__all__ = ["LinearTS", "LinearTSState", "laplace_fit", "map_objective"]
 
 # Newton step lengths tried per iteration; the best (lowest objective) wins and 0 is among them,
 # so the objective never increases. Full steps are taken near the optimum (quadratic convergence).
@@ -172,8 +172,10 @@ def map_objective(likelihood, w, mean0, precision0, x, y, weight):
     return nll + 0.5 * diff @ precision0 @ diff
 
 
-def _laplace_one(likelihood, newton_steps, mean0, precision0, x, y, weight):
-    """Streaming Laplace update of one action: MAP by damped Newton, then the Hessian there."""
+def laplace_fit(likelihood, newton_steps, mean0, precision0, x, y, weight):
+    """Laplace posterior of one generalised linear model: the MAP of
+    ``log N(w; mean0, inv(precision0)) + sum_i weight_i log p(y_i | x_i @ w)`` by damped Newton
+    from ``mean0``, and the negative Hessian there. Returns ``(mean, precision, cov)``."""
     steps = jnp.asarray(_STEP_LENGTHS, x.dtype)
     # d/dz and d2/dz2 of one row's negative log-likelihood, for any reward model.
     nll = lambda yi, zi: -likelihood.log_prob(yi, zi)  # noqa: E731
@@ -207,7 +209,7 @@ def _update_grouped(policy: LinearTS, state: LinearTSState, grouped: GroupedFeed
     x = _design(grouped.context, policy.fit_intercept, dtype)
     y = grouped.rewards.astype(dtype)
     weight = grouped.valid.astype(dtype)
-    fit = jax.vmap(partial(_laplace_one, policy.likelihood, policy.newton_steps))
+    fit = jax.vmap(partial(laplace_fit, policy.likelihood, policy.newton_steps))
     mean, precision, cov = fit(state.mean, state.precision, x, y, weight)
     finite = (
         jnp.isfinite(mean).all(-1) & jnp.isfinite(cov).all((-2, -1)) & jnp.isfinite(precision).all((-2, -1))
@@ -223,3 +225,6 @@ def _update_grouped(policy: LinearTS, state: LinearTSState, grouped: GroupedFeed
     )
     losses = jnp.zeros((state.mean.shape[0], 0), dtype)
     return new_state, UpdateInfo(losses, finite, grouped.valid.sum(axis=1).astype(jnp.int32))
+
+
+_laplace_one = laplace_fit  # the former private name

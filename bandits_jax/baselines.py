@@ -138,7 +138,7 @@ def simulate(
     def one_round(carry, t):
         st, pkey = carry
         ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
-        context, probs = env.sample(ctx_key, batch_size)
+        context, probs = env.sample_round(ctx_key, batch_size, t)
         outcomes = (jax.random.uniform(reward_key, probs.shape, probs.dtype) < probs).astype(jnp.int32)
         pkey, predict_key = jax.random.split(pkey)
         chosen = predict(st, context, predict_key, strategy).actions

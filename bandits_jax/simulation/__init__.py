@@ -25,9 +25,10 @@ Regret:
 
 Keys:
     Round ``t`` uses ``ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t),
-    3)``: contexts and expected rewards from ``env.sample(ctx_key, batch_size)`` and the reward of
-    every row and action from ``likelihood.sample(reward_key, expected)`` (for Bernoulli, ``u[i, a]
-    < p[i, a]`` with ``u = jax.random.uniform(reward_key, (batch_size, n_actions))``). Each policy's
+    3)``: contexts and expected rewards from ``env.sample_round(ctx_key, batch_size, t)``
+    (``env.sample(ctx_key, batch_size)`` for a stationary environment) and the reward of every row
+    and action from ``likelihood.sample(reward_key, expected)`` (for Bernoulli, ``u[i, a] < p[i,
+    a]`` with ``u = jax.random.uniform(reward_key, (batch_size, n_actions))``). Each policy's
     key advances exactly as :class:`~bandits_jax.cmab.CmabBernoulli`'s does (``key, sub =
     split(key)`` before ``predict`` and again before ``update``), so a model whose ``_key`` is the
     policy's key replays a simulation exactly. With policies, ``env_key = split(key)[0]`` and policy
@@ -79,10 +80,13 @@ from __future__ import annotations
 
 from bandits_jax.simulation.environments import (  # noqa: F401 (re-exported, private names included)
     SKLEARN_DATASETS,
+    WHEEL_DELTAS,
     ClassificationEnv,
     Environment,
     LogisticEnv,
     MLPEnv,
+    PiecewiseEnv,
+    WheelEnv,
     _GaussianContextEnv,
     load_sklearn,
 )
@@ -143,11 +147,14 @@ __all__ = [
     "Environment",
     "LogisticEnv",
     "MLPEnv",
+    "PiecewiseEnv",
     "PoliciesState",
     "RoundDraws",
     "SimulationResult",
     "SimulationState",
     "Trace",
+    "WHEEL_DELTAS",
+    "WheelEnv",
     "gather",
     "grid",
     "init_policies",

@@ -11,7 +11,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Real
 
 SKLEARN_DATASETS = {
     "digits": "load_digits",
@@ -19,6 +19,22 @@ SKLEARN_DATASETS = {
     "iris": "load_iris",
     "breast_cancer": "load_breast_cancer",
 }
+
+#: The wheel's exploration parameters in Riquelme et al. (2018), from easiest to hardest.
+WHEEL_DELTAS = (0.5, 0.7, 0.9, 0.95, 0.99)
+
+
+def _concrete(x) -> np.ndarray | None:
+    """``x`` as a NumPy array, or None when it is traced (inside ``jit`` / ``vmap``): checks of
+    values run only where the values are known."""
+    try:
+        return np.asarray(x)
+    except jax.errors.TracerArrayConversionError:
+        return None
+
+
+def _float_array(x) -> Array:
+    return jnp.asarray(x, dtype=jnp.result_type(float))
 
 
 # ---------------------------------------------------------------------------------- environments
@@ -64,6 +80,16 @@ class Environment(eqx.Module):
         """Contexts and their expected rewards; ``sample(key, n)[0] == sample_context(key, n)``."""
         context = self.sample_context(key, n)
         return context, self.expected_rewards(context)
+
+    def sample_round(
+        self, key: PRNGKeyArray, n: int, t: int | Int[ArrayLike, ""]
+    ) -> tuple[Float[Array, "n n_features"], Float[Array, "n n_actions"]]:
+        """Round ``t``'s contexts and expected rewards (``t`` may be traced); what
+        :func:`~bandits_jax.simulation.round_draws` calls. A stationary environment ignores ``t``:
+        this default is :meth:`sample`, so its simulations draw exactly what :meth:`sample` draws.
+        """
+        del t
+        return self.sample(key, n)
 
 
 class _GaussianContextEnv(Environment):
@@ -182,16 +208,32 @@ class ClassificationEnv(Environment):
     label; :meth:`expected_rewards` of an arbitrary context uses the label of its nearest row (exact for
     the data set's own rows, ``O(n x n_samples)``).
 
+    Label noise: with probability ``label_noise`` (data, in ``[0, 1)``; it may be traced or vmapped)
+    a round's reward is for a uniformly random class instead of the row's label, so the expected
+    reward of guess ``a`` for a row of label ``y`` is ``(1 - label_noise) * [a == y] + label_noise /
+    n_classes``. Those expected rewards are what :meth:`sample` and :meth:`expected_rewards` return
+    (the likelihood then draws the 0/1 reward); the best guess is still the label. The default 0
+    gives the one-hot labels exactly.
+
     Examples:
         >>> import jax, jax.numpy as jnp
         >>> env = ClassificationEnv.from_arrays(jnp.eye(3), jnp.array([2, 0, 1]), standardize=False)
         >>> env.reward_probs(jnp.eye(3)[:1]).tolist()
         [[0.0, 0.0, 1.0]]
+        >>> noisy = ClassificationEnv.from_arrays(jnp.eye(3), [2, 0, 1], standardize=False, label_noise=0.3)
+        >>> print(noisy.reward_probs(jnp.eye(3)[:1]))
+        [[0.1 0.1 0.8]]
     """
 
     features: Float[Array, "n_samples n_features"]
     labels: Int[Array, " n_samples"]
     n_classes: int = eqx.field(static=True)
+    label_noise: Float[Array, ""] = eqx.field(default=0.0, converter=_float_array)
+
+    def __check_init__(self):
+        noise = _concrete(self.label_noise)
+        if noise is not None and not (noise.ndim == 0 and 0 <= noise < 1):
+            raise ValueError(f"label_noise must be a float in [0, 1), got {noise!r}")
 
     @property
     def n_actions(self) -> int:
@@ -207,16 +249,19 @@ class ClassificationEnv(Environment):
     def sample_context(self, key, n):
         return self.features[self._rows(key, n)]
 
+    def _label_rewards(self, labels):
+        dtype = self.features.dtype
+        noise = self.label_noise.astype(dtype)
+        # With noise 0 this is x * 1 + 0 on 0/1 values: the one-hot labels bit for bit.
+        return jax.nn.one_hot(labels, self.n_classes, dtype=dtype) * (1 - noise) + noise / self.n_classes
+
     def sample(self, key, n):
         rows = self._rows(key, n)
-        return self.features[rows], jax.nn.one_hot(
-            self.labels[rows], self.n_classes, dtype=self.features.dtype
-        )
+        return self.features[rows], self._label_rewards(self.labels[rows])
 
     def expected_rewards(self, context):
         dist = jnp.sum(jnp.square(context[:, None, :] - self.features[None, :, :]), axis=-1)
-        labels = self.labels[jnp.argmin(dist, axis=1)]
-        return jax.nn.one_hot(labels, self.n_classes, dtype=self.features.dtype)
+        return self._label_rewards(self.labels[jnp.argmin(dist, axis=1)])
 
     @classmethod
     def from_arrays(
@@ -225,11 +270,13 @@ class ClassificationEnv(Environment):
         labels: ArrayLike | Sequence[Any],
         *,
         standardize: bool = True,
+        label_noise: float | Float[ArrayLike, ""] = 0.0,
     ) -> ClassificationEnv:
         """Build from ``(n_samples, n_features)`` features and any hashable labels.
 
         Labels are mapped to ``0..n_classes-1`` in sorted order; ``standardize`` scales every column
-        to mean 0 and standard deviation 1 (constant columns become 0).
+        to mean 0 and standard deviation 1 (constant columns become 0); ``label_noise`` as in the
+        class docstring.
         """
         x = np.asarray(features, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] == 0:
@@ -242,16 +289,20 @@ class ClassificationEnv(Environment):
         if standardize:
             std = x.std(axis=0)
             x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
-        return cls(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32), len(classes))
+        return cls(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32), len(classes), label_noise)
 
 
-def load_sklearn(name: str, *, standardize: bool = True) -> ClassificationEnv:
+def load_sklearn(
+    name: str, *, standardize: bool = True, label_noise: float | Float[ArrayLike, ""] = 0.0
+) -> ClassificationEnv:
     """A :class:`ClassificationEnv` from one of scikit-learn's bundled data sets (no download).
 
     Args:
         name: ``"digits"`` (64 features, 10 classes), ``"wine"`` (13, 3), ``"iris"`` (4, 3) or
             ``"breast_cancer"`` (30, 2).
         standardize: scale every feature column to mean 0, standard deviation 1.
+        label_noise: the probability that a reward is for a random class (see
+            :class:`ClassificationEnv`).
 
     Raises:
         ValueError: an unknown name.
@@ -274,4 +325,262 @@ def load_sklearn(name: str, *, standardize: bool = True) -> ClassificationEnv:
             "pip install 'bandits_jax[sim]' (or pip install scikit-learn)"
         ) from err
     data = getattr(datasets, SKLEARN_DATASETS[name])()
-    return ClassificationEnv.from_arrays(data.data, data.target, standardize=standardize)
+    return ClassificationEnv.from_arrays(
+        data.data, data.target, standardize=standardize, label_noise=label_noise
+    )
+
+
+# ---------------------------------------------------------------------------------- the wheel
+class WheelEnv(Environment):
+    """The wheel bandit (Riquelme, Tucker & Snoek, 2018): contexts uniform in the unit disc, 5
+    actions, and a high-reward outer ring that only exploration finds.
+
+    Reward means, :meth:`reward_means` (exactly the paper's): action 0 always has mean ``mu_1``.
+    Inside the disc of radius ``delta`` (``||x|| <= delta``) actions 1-4 have mean ``mu_2 < mu_1``, so
+    action 0 is optimal. Outside it (``||x|| > delta``) the action of ``x``'s quadrant has mean
+    ``mu_3 >> mu_1`` and the other three ``mu_2``: action 1 for ``x_1 > 0, x_2 > 0``, 2 for ``x_1 > 0,
+    x_2 <= 0``, 3 for ``x_1 <= 0, x_2 > 0``, 4 for ``x_1 <= 0, x_2 <= 0`` (the order of the paper's
+    reference code, ``sample_wheel_bandit_data``, shifted by one: there the safe action is the last).
+    The paper's rewards are ``N(mean, std**2)`` (:meth:`sample_paper_rewards`), with ``mu = (1.2,
+    1.0, 50)``, ``std = 0.01`` and ``delta`` in :data:`WHEEL_DELTAS`. What makes the wheel hard: a
+    learner soon sees that action 0 beats actions 1-4 in most of the disc, stops trying them, and
+    misses the ring, a fraction ``1 - delta**2`` of the contexts that shrinks as ``delta -> 1``.
+
+    Bernoulli rewards: our likelihoods draw 0/1 rewards, so :meth:`expected_rewards` (a probability)
+    is ``min(reward_means / bernoulli_scale, 1)``: ``mu_1 / s``, ``mu_2 / s`` and ``min(mu_3 / s,
+    1)`` on the ring for ``s = bernoulli_scale``, the same regions, optimal actions and order. It
+    saturates on the ring rather than being affine over all three levels because no affine map into
+    ``[0, 1]`` keeps the wheel's trap: an affine map keeps the ratio ``(mu_3 - mu_1) / (mu_1 - mu_2) = 244``, so the inside gap would be at most
+    ``1 / 244`` (``s = mu_3 = 50`` gives 0.024 / 0.02 / 1.0). Resolving a Bernoulli gap ``g`` near
+    ``p`` takes about ``8 p (1 - p) / g**2`` draws per action: some ``10**4`` for that gap (one
+    draw in the paper, where the gap is 20 noise standard deviations), so nothing would teach the
+    learner that action 0 is the safe choice, and the trap would disappear. The default ``s = 2``
+    gives 0.6 / 0.5 / 1.0: an inside gap of 0.1 (about 200 draws per action) and a ring still worth
+    0.4 more than action 0. The price is the cost ratio: a missed ring context costs 4 inside
+    mistakes, not 244. A larger ``s`` moves toward the paper's ratio ``(s - mu_1) / (mu_1 - mu_2)``
+    at the price of a smaller gap ``(mu_1 - mu_2) / s`` (``s = 5``: 0.24 / 0.2 / 1.0, ratio 19).
+
+    ``delta`` is data (traced under ``jit``, and ``jax.vmap`` can map over it); ``mu``, ``std`` and
+    ``bernoulli_scale`` are static. A ``delta`` with a leading axis is a stack of wheels for
+    ``jax.vmap`` or :func:`~bandits_jax.simulation.sweep` (``env_axis=0``), e.g. :meth:`paper`.
+
+    Args:
+        delta: the inner radius, in ``(0, 1)`` (checked when it is concrete); or one per run.
+        mu: the means ``(mu_1, mu_2, mu_3)``, with ``0 <= mu_2 < mu_1 < mu_3``.
+        std: the standard deviation of the paper's Gaussian rewards (not used by Bernoulli rewards).
+        bernoulli_scale: ``s`` above, greater than ``mu_1``.
+
+    Raises:
+        ValueError: an argument outside its range, naming it.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> env = WheelEnv(0.5)
+        >>> x = jnp.array([[0.1, 0.2], [0.6, -0.3], [-0.7, 0.1]])
+        >>> print(env.reward_means(x))
+        [[ 1.2  1.   1.   1.   1. ]
+         [ 1.2  1.  50.   1.   1. ]
+         [ 1.2  1.   1.  50.   1. ]]
+        >>> print(env.expected_rewards(x))
+        [[0.6 0.5 0.5 0.5 0.5]
+         [0.6 0.5 1.  0.5 0.5]
+         [0.6 0.5 0.5 1.  0.5]]
+        >>> env.sample_context(jax.random.key(0), 4).shape
+        (4, 2)
+
+    References:
+        Riquelme, Tucker & Snoek, "Deep Bayesian Bandits Showdown: An Empirical Comparison of
+        Bayesian Deep Networks for Thompson Sampling", ICLR 2018 (the wheel bandit).
+    """
+
+    delta: Float[Array, "*runs"]
+    mu: tuple[float, float, float] = eqx.field(static=True)
+    std: float = eqx.field(static=True)
+    bernoulli_scale: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        delta: float | Sequence[float] | Real[ArrayLike, "*runs"],
+        mu: Sequence[float] | Real[ArrayLike, "3"] = (1.2, 1.0, 50.0),
+        std: float | Real[ArrayLike, ""] = 0.01,
+        *,
+        bernoulli_scale: float | Real[ArrayLike, ""] = 2.0,
+    ):
+        d = _concrete(delta)
+        if d is not None and not (d.size > 0 and np.all((d > 0) & (d < 1))):
+            raise ValueError(f"delta must be in (0, 1) (exclusive), got {delta!r}")
+        m = np.asarray(mu, dtype=np.float64)
+        if m.shape != (3,) or not np.all(np.isfinite(m)) or not 0 <= m[1] < m[0] < m[2]:
+            raise ValueError(f"mu must be three finite means with 0 <= mu_2 < mu_1 < mu_3, got {mu!r}")
+        std = float(std)
+        if not (math.isfinite(std) and std >= 0):
+            raise ValueError(f"std must be finite and non-negative, got {std!r}")
+        scale = float(bernoulli_scale)
+        if not (math.isfinite(scale) and scale > m[0]):
+            raise ValueError(f"bernoulli_scale must be finite and greater than mu_1 = {m[0]}, got {scale!r}")
+        self.delta = _float_array(delta)
+        self.mu = tuple(float(v) for v in m)
+        self.std = std
+        self.bernoulli_scale = scale
+
+    @property
+    def n_actions(self) -> int:
+        return 5
+
+    @property
+    def n_features(self) -> int:
+        return 2
+
+    @classmethod
+    def paper(cls, deltas: Sequence[float] | Real[ArrayLike, " n"] = WHEEL_DELTAS, **kwargs: Any) -> WheelEnv:
+        """The paper's wheels as one stack, a leading axis over ``deltas`` (default
+        :data:`WHEEL_DELTAS`): for ``jax.vmap``, or for a sweep with ``env_axis=0`` and one run per
+        delta (repeat them, ``np.repeat(WHEEL_DELTAS, n_seeds)``, for several seeds each)."""
+        return cls(jnp.asarray(deltas), **kwargs)
+
+    def sample_context(self, key, n):
+        # Uniform in the disc: the radius's CDF is r**2, so r = sqrt(U); no rejection loop to jit.
+        u = jax.random.uniform(key, (n, 2), self.delta.dtype)
+        radius, angle = jnp.sqrt(u[:, 0]), 2 * jnp.pi * u[:, 1]
+        return radius[:, None] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=-1)
+
+    def quadrant_action(self, context: Real[ArrayLike, "n 2"]) -> Int[Array, " n"]:
+        """The ring action of each context's quadrant (1 to 4, see the class docstring)."""
+        context = jnp.asarray(context)
+        return (1 + 2 * (context[:, 0] <= 0) + (context[:, 1] <= 0)).astype(jnp.int32)
+
+    def reward_means(self, context: Real[ArrayLike, "n 2"]) -> Float[Array, "n 5"]:
+        """Each action's mean reward in the paper, per row."""
+        context = jnp.asarray(context)
+        dtype = jnp.result_type(context.dtype, self.delta.dtype)
+        mu_1, mu_2, mu_3 = self.mu
+        # ||x|| > delta as x.x > delta**2, both in one dtype: no square root, and exact on the axes.
+        outside = jnp.sum(jnp.square(context.astype(dtype)), axis=-1) > jnp.square(self.delta.astype(dtype))
+        ring = outside[:, None] & (jnp.arange(5) == self.quadrant_action(context)[:, None])
+        base = jnp.where(jnp.arange(5) == 0, mu_1, mu_2).astype(dtype)
+        return jnp.where(ring, jnp.asarray(mu_3, dtype), base)
+
+    def expected_rewards(self, context):
+        return jnp.minimum(self.reward_means(context) / self.bernoulli_scale, 1)
+
+    def sample_paper_rewards(self, key: PRNGKeyArray, context: Real[ArrayLike, "n 2"]) -> Float[Array, "n 5"]:
+        """Every action's reward per row as in the paper, ``N(reward_means, std**2)``."""
+        means = self.reward_means(context)
+        return means + self.std * jax.random.normal(key, means.shape, means.dtype)
+
+
+# ---------------------------------------------------------------------------------- non-stationary
+class PiecewiseEnv(Environment):
+    """A piecewise-stationary environment: ``n_pieces`` environments of one class, each played for
+    ``period`` rounds in turn; round ``t`` plays piece ``(t // period) % n_pieces`` (cycling).
+
+    The round reaches the environment through :meth:`sample_round` (what
+    :func:`~bandits_jax.simulation.round_draws` calls), so a simulation's regret is measured against
+    the piece in play. :meth:`sample`, :meth:`sample_context` and :meth:`expected_rewards`, which
+    have no round, are piece 0's (round 0's); :meth:`expected_rewards_at` takes the round.
+
+    Args:
+        pieces: one environment whose every leaf has a leading axis of ``n_pieces`` (e.g.
+            ``jax.vmap`` over a constructor), or a sequence of environments of one class and equal
+            shapes (stacked here).
+        period: rounds per piece, a positive int (static).
+
+    Examples:
+        >>> import jax
+        >>> env = PiecewiseEnv.random(n_features=2, n_actions=3, n_pieces=2, period=10, key=jax.random.key(0))
+        >>> env.n_pieces, [int(env.piece_index(t)) for t in (0, 9, 10, 25)]
+        (2, [0, 0, 1, 0])
+        >>> ctx, expected = env.sample_round(jax.random.key(1), 4, 10)
+        >>> bool((expected == env.expected_rewards_at(ctx, 10)).all())
+        True
+    """
+
+    pieces: Environment
+    period: int = eqx.field(static=True)
+    n_pieces: int = eqx.field(static=True)
+
+    # eqx.Module, not Environment, in the hint: a doctest run imports this file a second time, and
+    # the hint's Environment would be the other copy's. The isinstance checks below are exact.
+    def __init__(self, pieces: eqx.Module | Sequence[eqx.Module], period: int | np.integer):
+        if isinstance(period, bool) or not isinstance(period, (int, np.integer)) or period < 1:
+            raise ValueError(f"period must be a positive int, got {period!r}")
+        if isinstance(pieces, Environment):
+            leaves = jax.tree.leaves(pieces)
+            sizes = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
+            if not leaves or len(sizes) != 1 or None in sizes or 0 in sizes:
+                raise ValueError(
+                    "pieces must be a sequence of environments, or one whose every leaf has the same "
+                    f"non-empty leading axis (one entry per piece); got leaf shapes {[np.shape(x) for x in leaves]}"
+                )
+            stacked, n_pieces = pieces, sizes.pop()
+        else:
+            pieces = tuple(pieces)
+            if not pieces or not all(isinstance(p, Environment) for p in pieces):
+                raise ValueError(f"pieces must be a non-empty sequence of environments, got {pieces!r}")
+            first = pieces[0]
+            structure = jax.tree.structure(first)
+            shapes = [np.shape(x) for x in jax.tree.leaves(first)]
+            for i, piece in enumerate(pieces):
+                if type(piece) is not type(first) or jax.tree.structure(piece) != structure:
+                    raise ValueError(
+                        f"pieces must share one class and settings; piece {i} differs from piece 0"
+                    )
+                if [np.shape(x) for x in jax.tree.leaves(piece)] != shapes:
+                    raise ValueError(f"pieces must have equal shapes; piece {i} differs from piece 0")
+            stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *pieces)
+            n_pieces = len(pieces)
+        self.pieces = stacked
+        self.period = int(period)
+        self.n_pieces = int(n_pieces)
+
+    @classmethod
+    def random(
+        cls,
+        n_features: int,
+        n_actions: int,
+        n_pieces: int,
+        period: int,
+        *,
+        key: PRNGKeyArray,
+        **kwargs: Any,
+    ) -> PiecewiseEnv:
+        """``n_pieces`` independent :meth:`LogisticEnv.random` pieces (``kwargs`` go to it), from
+        ``split(key, n_pieces)``. Works under ``jax.vmap`` over keys."""
+        keys = jax.random.split(key, n_pieces)
+        return cls(
+            jax.vmap(lambda k: LogisticEnv.random(n_features, n_actions, key=k, **kwargs))(keys), period
+        )
+
+    def piece_index(self, t: int | Int[ArrayLike, ""]) -> Int[Array, ""]:
+        """The piece that round ``t`` plays, ``(t // period) % n_pieces``."""
+        return (jnp.asarray(t, jnp.int32) // self.period) % self.n_pieces
+
+    def piece(self, i: int | Int[ArrayLike, ""]) -> Environment:
+        """Piece ``i`` as an environment of its own (``i`` may be traced)."""
+        return jax.tree.map(lambda x: x[i], self.pieces)
+
+    @property
+    def n_actions(self) -> int:
+        return self.piece(0).n_actions
+
+    @property
+    def n_features(self) -> int:
+        return self.piece(0).n_features
+
+    def sample_context(self, key, n):
+        return self.piece(0).sample_context(key, n)
+
+    def expected_rewards(self, context):
+        return self.piece(0).expected_rewards(context)
+
+    def sample(self, key, n):
+        return self.piece(0).sample(key, n)
+
+    def sample_round(self, key, n, t):
+        return self.piece(self.piece_index(t)).sample_round(key, n, t)
+
+    def expected_rewards_at(
+        self, context: Float[ArrayLike, "n n_features"], t: int | Int[ArrayLike, ""]
+    ) -> Float[Array, "n n_actions"]:
+        """Each action's expected reward, per row, in round ``t``."""
+        return self.piece(self.piece_index(t)).expected_rewards(jnp.asarray(context))

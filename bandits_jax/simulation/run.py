@@ -92,10 +92,11 @@ def round_draws(
     env_key: PRNGKeyArray, t: int | Int[Array, ""], batch_size: int, env: Environment, likelihood: Any
 ) -> RoundDraws:
     """Round ``t``'s draws: ``ctx_key, reward_key, _ = split(fold_in(env_key, t), 3)``, contexts and
-    expected rewards from ``env.sample(ctx_key, batch_size)``, and the reward of every row and
-    action from ``likelihood.sample(reward_key, expected)``."""
+    expected rewards from ``env.sample_round(ctx_key, batch_size, t)`` (for a stationary environment
+    ``env.sample(ctx_key, batch_size)``), and the reward of every row and action from
+    ``likelihood.sample(reward_key, expected)``."""
     ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
-    context, expected = env.sample(ctx_key, batch_size)
+    context, expected = env.sample_round(ctx_key, batch_size, t)
     return RoundDraws(context, expected, likelihood.sample(reward_key, expected))
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from bandits_jax import _validation as val
 from bandits_jax import persistence
 from bandits_jax._object import ModelLock, pad_actions, unpad_actions, warn_saturated_ids
-from bandits_jax.policies.base import GroupedFeedback, UpdateInfo
+from bandits_jax.policies.base import GroupedFeedback, UpdateInfo, stats_of
 from bandits_jax.strategy import Strategy
 
 __all__ = ["ArrayPrediction", "Bandit", "SviDivergenceWarning", "predict_step", "update_step"]
@@ -98,7 +98,7 @@ _COUNTER_TOP = int(np.iinfo(np.int32).max)
 
 def _counters(state) -> tuple[np.ndarray, np.ndarray]:
     """The state's success and failure counters on the host (int64: sums cannot wrap)."""
-    stats = getattr(state, "stats", state)
+    stats = stats_of(state)
     return np.asarray(stats.n_successes, np.int64), np.asarray(stats.n_failures, np.int64)
 
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 import dataclasses
 import numbers
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from bandits_jax import _validation as val
@@ -27,7 +29,7 @@ from bandits_jax._bandit import ArrayPrediction, Bandit, SviDivergenceWarning
 from bandits_jax._object import CounterSaturationWarning
 from bandits_jax.bnn import MLP
 from bandits_jax.config import CmabConfig, make_config
-from bandits_jax.policies.base import UpdateInfo
+from bandits_jax.policies.base import UpdateInfo, stats_of
 from bandits_jax.policies.bnn_ts import BnnState, BnnTS
 from bandits_jax.strategy import ClassicBandit, Strategy
 
@@ -42,19 +44,38 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class ActionView:
-    """Read-only view of one action: its counters and its posterior ``loc`` / ``scale`` pytrees."""
+    """Read-only view of one action: its counters, its posterior ``loc`` / ``scale`` pytrees (the
+    Bayesian-MLP policy; None for other policies) and its whole slice of the policy's state."""
 
     action_id: Any
     n_successes: int
     n_failures: int
-    loc: MLP
-    scale: MLP
+    loc: MLP | None
+    scale: MLP | None
+    state: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyConfig:
+    """The configuration of a model that runs a policy other than the default Bayesian MLP: the
+    context width, the policy (static settings) and its ``init`` data as sorted ``(name, value)``
+    pairs (see :func:`bandits_jax.policies.spec.build`)."""
+
+    n_features: int
+    policy: Any
+    init: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def name(self) -> str:
+        from bandits_jax.policies import REGISTRY
+
+        return next(n for n, cls in REGISTRY.items() if type(self.policy) is cls)
 
 
 class _Actions(Mapping):
     """Read-only mapping ``action_id -> ActionView`` over a state (views are built on access)."""
 
-    def __init__(self, action_ids: tuple, state: BnnState):
+    def __init__(self, action_ids: tuple, state: Any):
         self._ids = action_ids
         self._index = {a: i for i, a in enumerate(action_ids)}
         self._state = state
@@ -63,9 +84,11 @@ class _Actions(Mapping):
     def __getitem__(self, action_id) -> ActionView:
         i = self._index[action_id]
         if self._counts is None:
-            self._counts = (np.asarray(self._state.n_successes), np.asarray(self._state.n_failures))
-        one = jax.tree.map(lambda leaf: leaf[i], (self._state.loc, self._state.scale))
-        return ActionView(action_id, int(self._counts[0][i]), int(self._counts[1][i]), *one)
+            stats = stats_of(self._state)
+            self._counts = (np.asarray(stats.n_successes), np.asarray(stats.n_failures))
+        one = jax.tree.map(lambda leaf: leaf[i], self._state)
+        loc, scale = (one.loc, one.scale) if isinstance(one, BnnState) else (None, None)
+        return ActionView(action_id, int(self._counts[0][i]), int(self._counts[1][i]), loc, scale, one)
 
     def __iter__(self) -> Iterator:
         return iter(self._ids)
@@ -97,15 +120,17 @@ class CmabBernoulli(Bandit):
         self,
         *,
         action_ids: Sequence,
-        config: CmabConfig,
-        state: BnnState,
+        config: CmabConfig | PolicyConfig,
+        state: Any,
         strategy: Strategy,
         key: jax.Array,
     ):
-        if not isinstance(config, CmabConfig):
-            raise TypeError(f"config must be a CmabConfig, got {type(config).__name__}")
+        if not isinstance(config, (CmabConfig, PolicyConfig)):
+            raise TypeError(f"config must be a CmabConfig or a PolicyConfig, got {type(config).__name__}")
         ids = val.action_ids_tuple(list(action_ids) if isinstance(action_ids, tuple) else action_ids)
-        if not isinstance(state, BnnState) or state.n_actions != len(ids):
+        if isinstance(config, CmabConfig) and (
+            not isinstance(state, BnnState) or state.n_actions != len(ids)
+        ):
             raise ValueError(f"state must be a CmabState (BnnState) with one entry per action ({len(ids)})")
         mab = self._build(ids, config, state, strategy, key)
         self.__dict__.update(mab.__dict__)
@@ -123,6 +148,8 @@ class CmabBernoulli(Bandit):
         update_kwargs: Mapping[str, Any] | None = None,
         strategy: Strategy = ClassicBandit(),
         random_seed: int | None = None,
+        policy: str = "bnn_ts",
+        policy_kwargs: Mapping[str, Any] | None = None,
     ) -> CmabBernoulli:
         """A model whose every action's posterior is the prior.
 
@@ -139,6 +166,16 @@ class CmabBernoulli(Bandit):
             strategy: action selection, e.g. :class:`~bandits_jax.strategy.ClassicBandit`.
             random_seed: seed of the model's PRNG key; None draws it from NumPy's global
                 generator, so ``np.random.seed(...)`` makes a script repeatable.
+            policy: a registered policy name (:data:`bandits_jax.policies.REGISTRY`):
+                ``"bnn_ts"`` (the default, this class's Bayesian MLP), ``"neural_linear"``,
+                ``"ensemble"``, ``"linear_ts"``, ``"lin_ucb"``, ``"epsilon_greedy"``, ... The model
+                then has the same API, validation, save/load and transfer (between models of the
+                same policy settings).
+            policy_kwargs: for a policy other than ``bnn_ts``, its settings and ``init`` data by
+                name (e.g. ``{"num_steps": 50, "sigma": 1.0}``; see
+                :func:`bandits_jax.policies.spec.build`). ``hidden_dim_list``, ``activation`` and
+                ``use_residual_connections`` build its network if it has one; ``dist_params_init``
+                and ``update_kwargs`` are the Bayesian MLP's and must be None then.
 
         Examples:
             >>> mab = CmabBernoulli.cold_start(["x", "y"], n_features=2, hidden_dim_list=[8])
@@ -146,6 +183,23 @@ class CmabBernoulli(Bandit):
             (1, 2, [8])
         """
         ids = val.action_ids_tuple(action_ids)
+        if policy != "bnn_ts" or policy_kwargs is not None:
+            config = _policy_config(
+                policy,
+                n_features,
+                hidden_dim_list,
+                activation,
+                use_residual_connections,
+                dist_type,
+                dist_params_init,
+                update_kwargs,
+                policy_kwargs,
+            )
+            if not isinstance(strategy, Strategy):
+                raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
+            key = val.key_from_seed(val.random_seed(random_seed))
+            state = cls._cold_state(config, val.action_bucket(len(ids)))
+            return cls._from_padded(ids, config, state, strategy, key)
         config = make_config(
             n_features,
             hidden_dim_list,
@@ -164,18 +218,34 @@ class CmabBernoulli(Bandit):
 
     # ------------------------------------------------------------------ hooks of the base
     @classmethod
-    def _policy_of(cls, config: CmabConfig) -> BnnTS:
+    def _policy_of(cls, config: CmabConfig | PolicyConfig) -> Any:
+        if isinstance(config, PolicyConfig):
+            return config.policy
         return BnnTS.from_config(config)  # static settings; mu and sigma are data
 
     @classmethod
-    def _cold_state(cls, config: CmabConfig, n_actions: int) -> BnnState:
+    def _cold_state(cls, config: CmabConfig | PolicyConfig, n_actions: int) -> Any:
+        if isinstance(config, PolicyConfig):
+            return config.policy.init(n_actions, **dict(config.init))
         return BnnTS.from_config(config).init(n_actions, config.mu, config.sigma)
 
     def _config_json(self) -> dict:
+        if isinstance(self._config, PolicyConfig):
+            from bandits_jax.policies import spec
+
+            c = self._config
+            return {"n_features": c.n_features, "policy": spec.to_json(c.policy), "init": dict(c.init)}
         return dataclasses.asdict(self._config)
 
     @classmethod
-    def _config_from_json(cls, fields: Any) -> CmabConfig:
+    def _config_from_json(cls, fields: Any) -> CmabConfig | PolicyConfig:
+        if isinstance(fields, dict) and "policy" in fields:
+            from bandits_jax.policies import spec
+
+            if set(fields) != {"n_features", "policy", "init"} or not isinstance(fields["init"], dict):
+                raise ValueError(f"a policy config must hold n_features, policy and init, got {fields!r}")
+            policy = spec.from_json(fields["policy"])
+            return PolicyConfig(fields["n_features"], policy, tuple(sorted(fields["init"].items())))
         names = {f.name for f in dataclasses.fields(CmabConfig)}
         if not isinstance(fields, dict) or set(fields) != names:
             raise ValueError(f"config must hold exactly the fields {sorted(names)}, got {fields!r}")
@@ -187,7 +257,17 @@ class CmabBernoulli(Bandit):
     def _check_transfer(self, current: Bandit, common: list) -> None:
         from bandits_jax.transfer import check_network_growth
 
-        check_network_growth(current._config, self._config, common)
+        old, new = current._config, self._config
+        if isinstance(old, CmabConfig) and isinstance(new, CmabConfig):
+            check_network_growth(old, new, common)
+        elif old != new and (
+            type(old) is not type(new) or old.policy != new.policy or old.n_features != new.n_features
+        ):
+            raise ValueError(
+                f"cannot carry action {common[0]!r} over: the template runs {_describe(new)} and the "
+                f"current model {_describe(old)}; a transfer keeps the policy and its settings (only "
+                "the Bayesian MLP's network can grow)"
+            )
 
     # ------------------------------------------------------------------ read-only properties
     @property
@@ -197,38 +277,62 @@ class CmabBernoulli(Bandit):
             return _Actions(self._action_ids, self._state)
 
     @property
-    def config(self) -> CmabConfig:
+    def config(self) -> CmabConfig | PolicyConfig:
         return self._config
+
+    @property
+    def policy_name(self) -> str:
+        """The registered name of the model's policy (``"bnn_ts"`` by default)."""
+        return self._config.name if isinstance(self._config, PolicyConfig) else "bnn_ts"
 
     @property
     def input_dim(self) -> int:
         return self._config.n_features
 
+    def _network(self) -> Any:
+        if isinstance(self._config, PolicyConfig):
+            return getattr(self._config.policy, "network", None)
+        return self._config.network
+
     @property
     def hidden_dim_list(self) -> list[int] | None:
-        return list(self._config.hidden_dim_list) or None
+        net = self._network()
+        return None if net is None else (list(net.hidden_dim_list) or None)
 
     @property
-    def activation(self) -> str:
-        return self._config.activation
+    def activation(self) -> str | None:
+        net = self._network()
+        return None if net is None else net.activation
 
     @property
-    def use_residual_connections(self) -> bool:
-        return self._config.use_residual_connections
+    def use_residual_connections(self) -> bool | None:
+        net = self._network()
+        return None if net is None else net.use_residual_connections
 
     @property
-    def dist_type(self) -> str:
-        return self._config.dist_type
+    def dist_type(self) -> str | None:
+        return None if isinstance(self._config, PolicyConfig) else self._config.dist_type
 
     @property
     def dist_params_init(self) -> dict[str, float]:
+        """The prior's values (for another policy: its ``init`` data)."""
+        if isinstance(self._config, PolicyConfig):
+            return dict(self._config.init)
         return self._config.dist_params_init
 
     @property
     def update_kwargs(self) -> dict[str, Any]:
+        """The SVI settings (empty for another policy: its settings are :attr:`policy`'s)."""
+        if isinstance(self._config, PolicyConfig):
+            return {}
         return self._config.update_kwargs
 
     def __repr__(self) -> str:
+        if isinstance(self._config, PolicyConfig):
+            return (
+                f"CmabBernoulli(actions={list(self._action_ids)!r}, n_features={self.input_dim}, "
+                f"policy={self._config.policy!r}, strategy={self._strategy!r})"
+            )
         return (
             f"CmabBernoulli(actions={list(self._action_ids)!r}, n_features={self.input_dim}, "
             f"hidden_dim_list={self.hidden_dim_list}, activation={self.activation!r}, "
@@ -301,7 +405,7 @@ class CmabBernoulli(Bandit):
         padded[:n] = ctx
         with self._lock:
             state = self._state
-        logits = np.asarray(self._policy.posterior_mean(state, padded))[:n, : len(self._action_ids)]
+        logits = np.asarray(_posterior_mean_logits(self._policy, state, padded))[:n, : len(self._action_ids)]
         if not np.isfinite(logits).all():
             row = int(np.argwhere(~np.isfinite(logits))[0][0])
             raise ValueError(
@@ -309,6 +413,65 @@ class CmabBernoulli(Bandit):
                 "(rescale the features)"
             )
         return logits
+
+
+def _describe(config: CmabConfig | PolicyConfig) -> str:
+    if isinstance(config, PolicyConfig):
+        return f"{config.policy!r} on {config.n_features} features"
+    return "bnn_ts (the Bayesian MLP)"
+
+
+def _policy_config(
+    name,
+    n_features,
+    hidden_dim_list,
+    activation,
+    residual,
+    dist_type,
+    dist_params_init,
+    update_kwargs,
+    kwargs,
+) -> PolicyConfig:
+    """A :class:`PolicyConfig` from ``cold_start``'s arguments (validated, naming them)."""
+    from bandits_jax.policies import spec
+
+    if not isinstance(name, str):
+        raise TypeError(f"policy must be a registered policy name (str), got {name!r}")
+    if name == "bnn_ts":
+        raise ValueError(
+            "policy_kwargs is for policies other than 'bnn_ts'; the Bayesian MLP takes "
+            "dist_params_init and update_kwargs"
+        )
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(f"policy_kwargs must be a dict, got {kwargs!r}")
+    for arg, value, default in (
+        ("dist_type", dist_type, "normal"),
+        ("dist_params_init", dist_params_init, None),
+        ("update_kwargs", update_kwargs, None),
+    ):
+        if value != default:
+            raise ValueError(
+                f"{arg} is the Bayesian MLP's (policy='bnn_ts'); for policy {name!r} use policy_kwargs"
+            )
+    if isinstance(n_features, bool) or not isinstance(n_features, numbers.Integral) or n_features < 1:
+        raise ValueError(f"n_features must be a positive int, got {n_features!r}")
+    if hidden_dim_list is not None and (
+        isinstance(hidden_dim_list, (str, bytes)) or not isinstance(hidden_dim_list, Sequence)
+    ):
+        raise TypeError(f"hidden_dim_list must be None or a list of positive ints, got {hidden_dim_list!r}")
+    policy, init = spec.build(name, int(n_features), hidden_dim_list, activation, residual, kwargs)
+    return PolicyConfig(int(n_features), policy, tuple(sorted(init.items())))
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _posterior_mean_logits(policy, state, context) -> jax.Array:
+    """Every row's logit under every action's posterior mean: the policy's own ``posterior_mean``
+    where it has one, else the logit of its ``Prediction.mean_probs``."""
+    own = getattr(policy, "posterior_mean", None)
+    if own is not None:
+        return own(state, context)
+    p = policy.predict(jax.random.key(0), state, context).mean_probs
+    return jnp.log(p) - jnp.log1p(-p)
 
 
 def _tuples(value):

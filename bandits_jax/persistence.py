@@ -63,6 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bandits_jax import strategy as strategy_module
+from bandits_jax.policies.base import stats_of
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFormatError", "from_state", "get_state", "load", "save"]
 
@@ -185,8 +186,8 @@ def _encode(model) -> tuple[dict, list[np.ndarray]]:
         "config": config,
         "action_ids": _action_ids_to_json(model.action_ids),
         "counts": {
-            "n_successes": np.asarray(state.n_successes).tolist(),
-            "n_failures": np.asarray(state.n_failures).tolist(),
+            "n_successes": np.asarray(stats_of(state).n_successes).tolist(),
+            "n_failures": np.asarray(stats_of(state).n_failures).tolist(),
         },
         "strategy": _strategy_to_json(model.strategy),
         "key_impl": str(jax.random.key_impl(key)),
@@ -294,6 +295,7 @@ class _Plan(NamedTuple):
     config: Any
     treedef: Any
     scales: frozenset[int]  # indices of the posterior scale leaves
+    counts: frozenset[int]  # indices of the likelihood's counters
 
 
 def _plan(cls: type, header: dict) -> _Plan:
@@ -340,7 +342,8 @@ def _plan(cls: type, header: dict) -> _Plan:
             f"needs {np.dtype(key.dtype)}{list(key.shape)}"
         )
     scales = frozenset(i for i, (p, _) in enumerate(leaves) if getattr(p[0], "name", None) == "scale")
-    return _Plan(specs, action_ids, config, treedef, scales)
+    counts = frozenset(i for i, (p, _) in enumerate(leaves) if getattr(p[-1], "name", None) in _COUNTERS)
+    return _Plan(specs, action_ids, config, treedef, scales, counts)
 
 
 def _spec(entry) -> _Spec:
@@ -422,6 +425,10 @@ def _from_base64(spec: _Spec, text) -> np.ndarray:
     return np.frombuffer(raw, spec.dtype).reshape(spec.shape).copy()
 
 
+# The likelihood's counters (other integer leaves, such as a replay buffer's write position, may be 0).
+_COUNTERS = ("n_successes", "n_failures")
+
+
 def _check_values(plan: _Plan, arrays: list[np.ndarray]) -> None:
     """Finite floats, scales > 0, counts >= 1 (they start at 1 and only grow; a Beta(0, b) draw
     would be NaN): what a hand edit with a new checksum may break."""
@@ -431,7 +438,7 @@ def _check_values(plan: _Plan, arrays: list[np.ndarray]) -> None:
                 raise ModelFormatError(f"array {spec.name!r} holds values that are not finite")
             if i in plan.scales and not (a > 0).all():
                 raise ModelFormatError(f"array {spec.name!r} holds posterior scales that are not > 0")
-        elif not (a >= 1).all():
+        elif i in plan.counts and not (a >= 1).all():
             raise ModelFormatError(f"array {spec.name!r} holds counts that are not >= 1")
 
 

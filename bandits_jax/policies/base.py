@@ -158,6 +158,24 @@ def route(
     return order[idx], valid
 
 
+def stats_of(state: Any) -> Any:
+    """The likelihood's counters of a policy state (``.n_successes`` / ``.n_failures`` for
+    Bernoulli), wherever the policy keeps them: the state itself, its ``stats``, or a nested state
+    (a wrapper's ``base``, LinUCB's ``posterior``)."""
+    if hasattr(state, "n_successes"):
+        return state
+    if hasattr(state, "stats"):
+        return state.stats
+    for name in getattr(state, "_fields", ()):
+        sub = getattr(state, name)
+        if isinstance(sub, tuple):
+            try:
+                return stats_of(sub)
+            except TypeError:
+                pass
+    raise TypeError(f"the policy state {type(state).__name__} has no likelihood counters")
+
+
 def n_actions_of(state: Any) -> int:
     """The length of the leading action axis of a policy state."""
     return jax.tree.leaves(state)[0].shape[0]

@@ -8,7 +8,7 @@ shared body, the likelihood's negative log-likelihood of each row under its acti
 L2 penalty; ``num_steps`` Adam steps warm-started from the current weights, as Riquelme retrains the
 representation on all the data seen), and (3) refits each action's head on its buffered rows from
 the prior ``N(0, sigma**2 I)``: the Laplace posterior of a generalised linear model on the features
-``phi(x) = [body(x), 1]``, the exact MAP by damped Newton and the Hessian there
+``phi(x) = [x, body(x), 1]`` (``[body(x), 1]`` without ``head_context``), the exact MAP by damped Newton and the Hessian there
 (:func:`bandits_jax.policies.linear_ts.laplace_fit`; for Bernoulli rewards Bayesian logistic
 regression, where Riquelme's head is a Gaussian linear regression: our rewards go through the
 likelihood seam, so the head's model is the reward model). Because the features move when the body
@@ -107,6 +107,9 @@ class NeuralLinear(PolicyBase):
         weight_decay: L2 penalty per weight (times the number of buffered rows' mean loss scale:
             the loss is a mean over rows, the penalty ``weight_decay * sum(w**2)``).
         newton_steps: damped Newton iterations of each head's refit.
+        head_context: give the head the raw context as well as the body's features, so that it
+            contains the linear model (measured on the non-linear environment: without it, the
+            head on a body trained on little data had higher regret than linear TS).
         likelihood: the reward model.
     """
 
@@ -150,7 +153,8 @@ class NeuralLinear(PolicyBase):
 
     @property
     def dim(self) -> int:
-        """The head's dimension: the last hidden layer's width plus an intercept."""
+        """The head's dimension: the last hidden layer's width plus an intercept (plus the context's
+        width with ``head_context``)."""
         return self.network.hidden_dim_list[-1] + 1 + self.network.n_features * self.head_context
 
     def init(
@@ -165,7 +169,8 @@ class NeuralLinear(PolicyBase):
     def features(
         self, state: NeuralLinearState, context: Float[ArrayLike, "n_rows n_features"]
     ) -> Float[Array, "n_rows dim"]:
-        """The head's features ``[body(x), 1]`` of every row under the state's body."""
+        """The head's features ``[x, body(x), 1]`` (``[body(x), 1]`` without ``head_context``) of
+        every row under the state's body."""
         return _features(self.head_context, state, jnp.asarray(context))
 
     def predict(

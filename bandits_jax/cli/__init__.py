@@ -1,11 +1,13 @@
 """Command line: ``bandits-jax demo`` runs a small contextual-bandit experiment end to end;
-``bandits-jax simulate`` runs many simulated experiments at once and saves their regret curves."""
+``bandits-jax simulate`` runs many simulated experiments at once and saves their regret curves;
+``bandits-jax showdown`` compares policies across environments and seeds."""
 
 from __future__ import annotations
 
 import argparse
 
 from bandits_jax.cli import demo as _demo
+from bandits_jax.cli import showdown as _showdown
 from bandits_jax.cli import simulate
 from bandits_jax.cli.simulate import SEED_RANGE, _positive_int, _seed
 
@@ -31,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=_seed(0, SEED_RANGE[1]), default=0)
     demo.set_defaults(func=_demo.run)
     simulate.add_parser(sub)
+    _showdown.add_parser(sub)
     return parser
 
 

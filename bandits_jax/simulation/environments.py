@@ -200,6 +200,56 @@ class MLPEnv(_GaussianContextEnv):
         )
 
 
+class QuadraticEnv(_GaussianContextEnv):
+    """Quadratic logits per action: ``p(x, a) = sigmoid(x @ quad[a] @ x + x @ weight[:, a] + bias[a])``,
+    ``x ~ N(0, I)``, each ``quad[a]`` symmetric.
+
+    The quadratic form dominates (see :meth:`random`), so a linear model is misspecified: which
+    action is best changes along curved boundaries, and a linear policy can only learn the
+    average. Smaller than :class:`MLPEnv`'s network and with no saturating hidden layer.
+
+    Examples:
+        >>> import jax
+        >>> env = QuadraticEnv.random(n_features=4, n_actions=3, key=jax.random.key(0))
+        >>> env.quad.shape, env.reward_probs(env.sample_context(jax.random.key(1), 5)).shape
+        ((3, 4, 4), (5, 3))
+    """
+
+    quad: Float[Array, "n_actions n_features n_features"]
+    weight: Float[Array, "n_features n_actions"]
+    bias: Float[Array, " n_actions"]
+
+    @property
+    def _layers(self) -> tuple[Array, Array]:
+        return self.weight, self.weight
+
+    def expected_rewards(self, context):
+        quadratic = jnp.einsum("ni,aij,nj->na", context, self.quad, context)
+        return jax.nn.sigmoid(quadratic + context @ self.weight + self.bias)
+
+    @classmethod
+    def random(
+        cls,
+        n_features: int,
+        n_actions: int,
+        *,
+        key: PRNGKeyArray,
+        quad_scale: float = 2.0,
+        logit_scale: float = 1.0,
+        bias_scale: float = 0.5,
+    ) -> QuadraticEnv:
+        """``quad[a] = (B + B.T) / 2`` with ``B`` i.i.d. ``N(0, s**2)``, ``s = quad_scale /
+        sqrt(n_features * (n_features + 2))``, so the quadratic term has standard deviation about
+        ``quad_scale`` over contexts and draws; linear weights ``N(0, logit_scale**2 / n_features)``
+        and biases ``N(0, bias_scale**2)`` as :meth:`LogisticEnv.random`. Works under
+        ``jax.vmap`` over keys."""
+        q_key, w_key, b_key = jax.random.split(key, 3)
+        b = jax.random.normal(q_key, (n_actions, n_features, n_features))
+        quad = (b + jnp.swapaxes(b, -1, -2)) * (0.5 * quad_scale / math.sqrt(n_features * (n_features + 2)))
+        weight = jax.random.normal(w_key, (n_features, n_actions)) * (logit_scale / math.sqrt(n_features))
+        return cls(quad, weight, jax.random.normal(b_key, (n_actions,)) * bias_scale)
+
+
 class ClassificationEnv(Environment):
     """A labelled data set as a bandit: context = a row's features, action = a class guess,
     reward 1 exactly when the guess is the row's label.

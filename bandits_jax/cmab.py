@@ -247,6 +247,8 @@ class CmabBernoulli(Bandit):
             policy = spec.from_json(fields["policy"])
             return PolicyConfig(fields["n_features"], policy, tuple(sorted(fields["init"].items())))
         names = {f.name for f in dataclasses.fields(CmabConfig)}
+        if isinstance(fields, dict):  # settings added since a file was written take their old behaviour
+            fields = {**_ADDED_FIELDS, **fields}
         if not isinstance(fields, dict) or set(fields) != names:
             raise ValueError(f"config must hold exactly the fields {sorted(names)}, got {fields!r}")
         fields = dict(fields)
@@ -472,6 +474,11 @@ def _posterior_mean_logits(policy, state, context) -> jax.Array:
         return own(state, context)
     p = policy.predict(jax.random.key(0), state, context).mean_probs
     return jnp.log(p) - jnp.log1p(-p)
+
+
+# CmabConfig fields added after format version 2 was fixed, with the value that reproduces how a
+# model saved before them behaved.
+_ADDED_FIELDS = {"init_scale": None}
 
 
 def _tuples(value):

@@ -35,6 +35,7 @@ UPDATE_KEYS = (
     "optimizer_kwargs",
     "num_particles",
     "gradient_clip_norm",
+    "init_scale",
 )
 
 
@@ -89,6 +90,7 @@ class SviSettings:
     batch_size: int | None = None
     num_particles: int = 1
     gradient_clip_norm: float | None = None
+    init_scale: float | None = None
 
 
 # The field annotations are the normalised types; __init__ takes wider input on purpose (NumPy
@@ -141,6 +143,7 @@ class CmabConfig:
     batch_size: int | None = None
     num_particles: int = 1
     gradient_clip_norm: float | None = None
+    init_scale: float | None = None
 
     def __post_init__(self):
         name = _ERROR_NAMES.get()  # how errors name the settings (make_config: PyBandits' names)
@@ -175,6 +178,8 @@ class CmabConfig:
         _check_positive_int(name("num_particles"), self.num_particles)
         if self.gradient_clip_norm is not None:
             _check_finite(name("gradient_clip_norm"), self.gradient_clip_norm, positive=True)
+        if self.init_scale is not None:
+            _check_finite(name("init_scale"), self.init_scale, positive=True)
         _check_optimizer(self, name)
 
     @property
@@ -199,6 +204,7 @@ class CmabConfig:
             "optimizer_kwargs": {"step_size": self.step_size, **dict(self.optimizer_kwargs)},
             "num_particles": self.num_particles,
             "gradient_clip_norm": self.gradient_clip_norm,
+            "init_scale": self.init_scale,
         }
 
     @property

@@ -136,3 +136,58 @@ def test_predrawn_and_per_step_draws_agree_in_distribution(monkeypatch, getkey):
         assert np.all(np.abs(a - b) < 0.5 * s), (a, b, s)
     for a, b in zip(jax.tree.leaves(pre.scale), jax.tree.leaves(per_step.scale)):
         np.testing.assert_allclose(a, b, rtol=0.25)
+
+
+# ------------------------------------------------------------------ init_scale (guide start)
+def test_init_scale_starts_the_guide_at_a_narrowed_draw_of_the_prior():
+    """With a step too small to move it, the fit returns its start: scales min(prior, init_scale)
+    and locations prior + that scale times standard normal noise (so their spread is the scale);
+    an action without rows keeps its prior exactly."""
+    from bandits_jax.policies import BnnTS, Feedback, Network, SviSettings
+
+    svi = SviSettings(num_steps=1, optimizer_type="sgd", step_size=1e-12, init_scale=0.05)
+    policy = BnnTS(Network(3, (64,)), svi=svi)
+    state = policy.init(2, mu=0.5, sigma=10.0)
+    x = jnp.ones((8, 3))
+    fb = Feedback(x, jnp.zeros(8, jnp.int32), jnp.ones(8, jnp.int32), jnp.ones(8, bool))
+    new, info = policy.update(jax.random.key(0), state, fb)
+    assert bool(info.ok.all())
+    scales = jnp.concatenate([leaf[0].ravel() for leaf in jax.tree.leaves(new.scale)])
+    locs = jnp.concatenate([leaf[0].ravel() for leaf in jax.tree.leaves(new.loc)])
+    np.testing.assert_allclose(scales, 0.05, rtol=1e-5)
+    # 64 * 3 + 64 + 64 + 1 = 321 draws: the sample sd is within 4 standard errors (sd * 4 / sqrt(640))
+    z = (locs - 0.5) / 0.05
+    assert abs(float(z.std()) - 1.0) < 4 / np.sqrt(2 * z.size)
+    assert abs(float(z.mean())) < 4 / np.sqrt(z.size)
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(new)):  # action 1 had no rows
+        np.testing.assert_array_equal(a[1], b[1])
+    # a prior narrower than init_scale is kept as the start's scale
+    narrow = policy.init(2, mu=0.0, sigma=0.01)
+    new, _ = policy.update(jax.random.key(0), narrow, fb)
+    np.testing.assert_allclose(
+        jnp.concatenate([leaf[0].ravel() for leaf in jax.tree.leaves(new.scale)]), 0.01, rtol=1e-5
+    )
+
+
+def test_init_scale_is_validated_and_named():
+    from bandits_jax.cmab import CmabBernoulli
+    from bandits_jax.config import CmabConfig
+
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"^init_scale"):
+            CmabConfig(n_features=2, init_scale=bad)
+        with pytest.raises(ValueError, match=r"update_kwargs\['init_scale'\]"):
+            CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs={"init_scale": bad})
+    mab = CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs={"init_scale": 0.1})
+    assert mab.update_kwargs["init_scale"] == 0.1 and mab.config.svi.init_scale == 0.1
+
+
+def test_a_config_saved_before_init_scale_loads_as_starting_at_the_prior():
+    import dataclasses
+
+    from bandits_jax.cmab import CmabBernoulli
+    from bandits_jax.config import CmabConfig
+
+    fields = dataclasses.asdict(CmabConfig(n_features=2, hidden_dim_list=(3,)))
+    del fields["init_scale"]
+    assert CmabBernoulli._config_from_json(fields).init_scale is None

@@ -130,6 +130,7 @@ def _fit_one(
     mask: Bool[Array, " rows"],
     randomness: _Draws | PRNGKeyArray,
     init_noise: Float[Array, " n_weights"] | None = None,
+    start: tuple[MLP, MLP] | None = None,
 ) -> FitResult:
     """Fit one action's posterior to its rows (masked), starting from and regularised to the old.
 
@@ -153,11 +154,19 @@ def _fit_one(
     opt = _optimizer(config)
     # Guide location and log-scale as one (2, n_weights) array: the optimizer then updates one
     # array per step instead of two (measured: fewer kernels in the loop, faster warm steps).
-    if config.svi.init_scale is None:  # the guide starts at the prior
-        params = jnp.stack([prior_loc, jnp.log(prior_scale)])
-    else:  # at a draw of the prior narrowed to init_scale, with that scale
-        start_scale = jnp.minimum(prior_scale, jnp.asarray(config.svi.init_scale, prior_scale.dtype))
-        params = jnp.stack([prior_loc + start_scale * init_noise, jnp.log(start_scale)])
+    # The guide starts at the prior, or at ``start`` (a replay fit warm-starts at the posterior);
+    # with init_scale, at a draw of that distribution narrowed to init_scale, with that scale.
+    start_loc, start_scale = (
+        (prior_loc, prior_scale) if start is None else (ravel_pytree(s)[0] for s in start)
+    )
+    if config.svi.init_scale is None:
+        params = jnp.stack([start_loc, jnp.log(start_scale)])
+    else:
+        start_scale = jnp.minimum(start_scale, jnp.asarray(config.svi.init_scale, prior_scale.dtype))
+        params = jnp.stack([start_loc + start_scale * init_noise, jnp.log(start_scale)])
+    fallback_loc, fallback_scale = (
+        (prior_loc, prior_scale) if start is None else (ravel_pytree(s)[0] for s in start)
+    )
     n_valid = jnp.maximum(jnp.sum(mask), 1)
     rows = x.shape[0]
     one = jnp.ones((), x.dtype)
@@ -187,8 +196,8 @@ def _fit_one(
     # An action with no rows keeps its posterior bit-for-bit (its fit could only add noise), and a
     # non-finite fit never replaces a posterior.
     keep_new = finite & jnp.any(mask)
-    new_loc = unravel(jnp.where(keep_new, new_loc, prior_loc))
-    new_scale = unravel(jnp.where(keep_new, new_scale, prior_scale))
+    new_loc = unravel(jnp.where(keep_new, new_loc, fallback_loc))
+    new_scale = unravel(jnp.where(keep_new, new_scale, fallback_scale))
     return FitResult(new_loc, new_scale, losses, finite)
 
 
@@ -201,6 +210,7 @@ def fit(
     y: Float[Array, "n_actions rows"],
     mask: Bool[Array, "n_actions rows"],
     key: PRNGKeyArray,
+    start: tuple[MLP, MLP] | None = None,
 ) -> FitResult:
     """Fit every action's posterior to its own rows at once (``vmap`` over the action axis).
 
@@ -209,6 +219,9 @@ def fit(
         loc, scale: current posteriors (= priors of this fit), leading action axis.
         x, y, mask: each action's rows, padded to a common length; ``mask`` marks real rows, which
             must come first.
+        start: where the guide starts (``(loc, scale)``, leading action axis), if not at the prior
+            (a replay fit: the prior is the original one, the start the current posterior, which
+            an action keeps if its fit is not finite or it has no rows).
         key: PRNG key of this update. Every action's and step's draws come from it in one
             vectorised call (:func:`draws`), unless they would exceed 2**24 numbers; then each
             action gets ``jax.random.split(key, n_actions)[a]`` and each step draws its own.
@@ -222,7 +235,9 @@ def fit(
         key, init_key = jax.random.split(key)
         n_weights = sum(leaf[0].size for leaf in jax.tree.leaves(loc))
         init_noise = _random.normal(init_key, (x.shape[0], n_weights), x.dtype)
-    return jax.vmap(partial(_fit_one, config))(loc, scale, x, y, mask, draws(config, loc, x, key), init_noise)
+    return jax.vmap(partial(_fit_one, config))(
+        loc, scale, x, y, mask, draws(config, loc, x, key), init_noise, start
+    )
 
 
 def draws(

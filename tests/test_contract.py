@@ -4,6 +4,7 @@ bucket (with a negative control), masked rows inert, an action without rows unch
 the state an exact array pytree (save/load), and the action mask of predict.
 Run under ``JAX_ENABLE_X64=1`` by CI as well."""
 
+import dataclasses
 import io
 
 import jax
@@ -20,8 +21,16 @@ N_FEATURES, N_ACTIONS, N_ROWS = 3, 3, 32
 NAMES = sorted(policies.REGISTRY)
 
 
-@pytest.fixture(params=NAMES)
+# Options that change a registered policy's state or update, covered like a policy of their own.
+VARIANTS = {
+    "bnn_ts[replay]": lambda n: dataclasses.replace(policies.BnnTS.example(n), replay_capacity=16),
+}
+
+
+@pytest.fixture(params=NAMES + sorted(VARIANTS))
 def policy(request):
+    if request.param in VARIANTS:
+        return VARIANTS[request.param](N_FEATURES)
     return policies.REGISTRY[request.param].example(N_FEATURES)
 
 
@@ -66,7 +75,7 @@ def test_registry_lists_every_policy_once():
 def test_init_stacks_every_leaf_on_the_action_axis(policy):
     state = policy.init(N_ACTIONS)
     assert all(x.shape[0] == N_ACTIONS for x in jax.tree.leaves(state))
-    assert hash(policy) == hash(type(policy).example(N_FEATURES))  # settings are static and hashable
+    assert hash(policy) == hash(dataclasses.replace(policy))  # settings are static and hashable
 
 
 def test_predict_shapes_and_choice(policy, getkey):

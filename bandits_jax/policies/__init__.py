@@ -9,7 +9,7 @@ Examples:
 
 from bandits_jax.policies.base import Feedback, GroupedFeedback, Policy, PolicyBase, Prediction, UpdateInfo
 from bandits_jax.policies.beta_bernoulli import BetaBernoulli
-from bandits_jax.policies.bnn_ts import BnnState, BnnTS, Network, SviSettings
+from bandits_jax.policies.bnn_ts import BnnReplayState, BnnState, BnnTS, Network, SviSettings
 from bandits_jax.policies.ensemble import Ensemble, EnsembleState
 from bandits_jax.policies.epsilon_greedy import EpsilonGreedy, EpsilonGreedyState
 from bandits_jax.policies.lin_ucb import LinUCB, LinUCBState
@@ -32,6 +32,7 @@ REGISTRY = {
 __all__ = [
     "REGISTRY",
     "BetaBernoulli",
+    "BnnReplayState",
     "BnnState",
     "BnnTS",
     "Ensemble",

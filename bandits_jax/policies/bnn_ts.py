@@ -36,10 +36,11 @@ from bandits_jax import _random
 from bandits_jax.bnn import MLP, init_mlp, logits_from_noise, n_units
 from bandits_jax.config import CmabConfig, Network, SviSettings
 from bandits_jax.likelihoods import Bernoulli, BernoulliStats
+from bandits_jax.policies import replay
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
 from bandits_jax.strategy import ClassicBandit, Strategy
 
-__all__ = ["BnnState", "BnnTS", "Network", "SviSettings"]
+__all__ = ["BnnReplayState", "BnnState", "BnnTS", "Network", "SviSettings"]
 
 
 class BnnState(NamedTuple):
@@ -64,6 +65,31 @@ class BnnState(NamedTuple):
         return self.stats.n_failures
 
 
+class BnnReplayState(NamedTuple):
+    """:class:`BnnState` of a BNN with a replay buffer (``BnnTS(replay_capacity=...)``): the
+    posterior, the counters, the original prior (data: every fit is regularised to it) and each
+    action's most recent rows."""
+
+    loc: MLP
+    scale: MLP
+    stats: BernoulliStats
+    prior_loc: MLP
+    prior_scale: MLP
+    buffer: replay.ReplayBuffer
+
+    @property
+    def n_actions(self) -> int:
+        return self.stats.n_successes.shape[0]
+
+    @property
+    def n_successes(self):
+        return self.stats.n_successes
+
+    @property
+    def n_failures(self):
+        return self.stats.n_failures
+
+
 @dataclasses.dataclass(frozen=True)
 class BnnTS(PolicyBase):
     """Bayesian-MLP Thompson sampling (static settings; see the module docstring).
@@ -74,6 +100,11 @@ class BnnTS(PolicyBase):
         dist_type: prior family of every weight, ``normal`` or ``studentt``.
         nu: degrees of freedom of the Student-t prior.
         likelihood: the reward model.
+        replay_capacity: None (streaming: each update fits the new rows, the previous posterior
+            as its prior) or the rows kept per action: each update then fits *every* buffered row
+            of an action to the original prior, the guide warm-started at the current posterior
+            (no compounding of the mean-field approximation, at the cost of a fit over the
+            buffer; state :class:`BnnReplayState`).
     """
 
     network: Network
@@ -81,8 +112,15 @@ class BnnTS(PolicyBase):
     dist_type: str = "normal"
     nu: float = 5.0
     likelihood: Bernoulli = Bernoulli()
+    replay_capacity: int | None = None
 
     def __post_init__(self):
+        if self.replay_capacity is not None and (
+            isinstance(self.replay_capacity, bool)
+            or not isinstance(self.replay_capacity, int)
+            or self.replay_capacity < 1
+        ):
+            raise ValueError(f"replay_capacity must be None or a positive int, got {self.replay_capacity!r}")
         if not isinstance(self.network, Network) or not isinstance(self.svi, SviSettings):
             raise TypeError("network must be a Network and svi an SviSettings")
         config = self.as_config()  # validates every setting together (names as in CmabConfig)
@@ -116,7 +154,7 @@ class BnnTS(PolicyBase):
 
     def init(
         self, n_actions: int, mu: float | Array = 0.0, sigma: float | Array = 10.0, dtype=None
-    ) -> BnnState:
+    ) -> BnnState | BnnReplayState:
         """Cold start: every weight's posterior is the prior ``(mu, sigma)``, counters at 1.
         ``mu`` and ``sigma`` are traced: new values compile nothing."""
         return _init(self, n_actions, jnp.asarray(mu), jnp.asarray(sigma), dtype)
@@ -124,7 +162,7 @@ class BnnTS(PolicyBase):
     def predict(
         self,
         key: PRNGKeyArray,
-        state: BnnState,
+        state: BnnState | BnnReplayState,
         context: Float[ArrayLike, "n_rows n_features"],
         strategy: Strategy = ClassicBandit(),
         action_mask: Bool[Array, " n_actions"] | None = None,
@@ -134,14 +172,16 @@ class BnnTS(PolicyBase):
         return _predict(self.likelihood, key, state, context, strategy, action_mask)
 
     def update_grouped(
-        self, key: PRNGKeyArray, state: BnnState, grouped: GroupedFeedback
-    ) -> tuple[BnnState, UpdateInfo]:
+        self, key: PRNGKeyArray, state: BnnState | BnnReplayState, grouped: GroupedFeedback
+    ) -> tuple[BnnState | BnnReplayState, UpdateInfo]:
         """Streaming SVI of every action on its own rows. An action whose fit goes non-finite, or
         that has no rows, keeps its posterior and counters bit for bit (``info.ok`` False for the
         former)."""
         return _update_grouped(self, key, state, grouped)
 
-    def input_overflow(self, state: BnnState, grouped: GroupedFeedback) -> Bool[Array, "n_actions rows"]:
+    def input_overflow(
+        self, state: BnnState | BnnReplayState, grouped: GroupedFeedback
+    ) -> Bool[Array, "n_actions rows"]:
         """Which of each action's valid rows give a non-finite mean or variance of some layer under
         that action's posterior (contexts finite in float32 can still overflow the network: 1e20
         squared is infinite in the predictive variance). A zero-noise draw is non-finite exactly
@@ -156,7 +196,7 @@ class BnnTS(PolicyBase):
         return grouped.valid & ~jax.vmap(one)(state.loc, state.scale, grouped.context)
 
     def posterior_mean(
-        self, state: BnnState, context: Float[ArrayLike, "n_rows n_features"]
+        self, state: BnnState | BnnReplayState, context: Float[ArrayLike, "n_rows n_features"]
     ) -> Float[Array, "n_rows n_actions"]:
         """Every row's score (logit) under every action's posterior mean."""
         return _posterior_mean(state, context)
@@ -168,7 +208,7 @@ def _from_config(config: CmabConfig) -> BnnTS:
 
 
 @partial(jax.jit, static_argnums=(0, 1, 4))
-def _init(policy: BnnTS, n_actions: int, mu, sigma, dtype) -> BnnState:
+def _init(policy: BnnTS, n_actions: int, mu, sigma, dtype) -> BnnState | BnnReplayState:
     net = policy.network
 
     def one(fill):
@@ -184,11 +224,16 @@ def _init(policy: BnnTS, n_actions: int, mu, sigma, dtype) -> BnnState:
     dtype = jnp.result_type(float) if dtype is None else dtype
     stack = partial(jax.tree.map, lambda leaf: jnp.broadcast_to(leaf, (n_actions, *leaf.shape)))
     ones = jnp.ones((n_actions,), jnp.int32)
-    return BnnState(stack(one(mu.astype(dtype))), stack(one(sigma.astype(dtype))), BernoulliStats(ones, ones))
+    loc, scale = stack(one(mu.astype(dtype))), stack(one(sigma.astype(dtype)))
+    if policy.replay_capacity is None:
+        return BnnState(loc, scale, BernoulliStats(ones, ones))
+    row = {"context": jnp.zeros((net.n_features,), dtype), "reward": jnp.zeros((), dtype)}
+    buffer = replay.init(n_actions, policy.replay_capacity, row)
+    return BnnReplayState(loc, scale, BernoulliStats(ones, ones), loc, scale, buffer)
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _predict(likelihood, key, state: BnnState, context, strategy, action_mask) -> Prediction:
+def _predict(likelihood, key, state: BnnState | BnnReplayState, context, strategy, action_mask) -> Prediction:
     draw_key, strategy_key = jax.random.split(key)
     dtype = jax.tree.leaves(state.loc)[0].dtype
     context = context.astype(dtype)
@@ -204,20 +249,45 @@ def _predict(likelihood, key, state: BnnState, context, strategy, action_mask) -
 
 @partial(jax.jit, static_argnums=(0,))
 def _update_grouped(
-    policy: BnnTS, key, state: BnnState, grouped: GroupedFeedback
-) -> tuple[BnnState, UpdateInfo]:
+    policy: BnnTS, key, state: BnnState | BnnReplayState, grouped: GroupedFeedback
+) -> tuple[BnnState | BnnReplayState, UpdateInfo]:
     from bandits_jax.inference import fit  # inference imports the policy's settings types
 
     dtype = jax.tree.leaves(state.loc)[0].dtype
     x = grouped.context.astype(dtype)
     y = grouped.rewards.astype(dtype)
-    result = fit(policy, state.loc, state.scale, x, y, grouped.valid, key)
-    stats = policy.likelihood.update_stats(state.stats, y, grouped.valid, result.ok)
     n_rows = grouped.valid.sum(axis=1).astype(jnp.int32)
-    return BnnState(result.loc, result.scale, stats), UpdateInfo(result.losses, result.ok, n_rows)
+    if policy.replay_capacity is None:
+        result = fit(policy, state.loc, state.scale, x, y, grouped.valid, key)
+        stats = policy.likelihood.update_stats(state.stats, y, grouped.valid, result.ok)
+        return BnnState(result.loc, result.scale, stats), UpdateInfo(result.losses, result.ok, n_rows)
+    buffer = replay.add(state.buffer, {"context": x, "reward": y}, grouped.valid)
+    rows = buffer.rows
+    result = fit(
+        policy,
+        state.prior_loc,
+        state.prior_scale,
+        rows["context"],
+        rows["reward"],
+        buffer.valid,
+        key,
+        start=(state.loc, state.scale),
+    )
+    # an action without new rows keeps everything bit for bit; a non-finite fit keeps the posterior
+    # (the fit falls back to its start) but its rows are buffered and counted
+    fresh = grouped.valid.any(axis=1)
+
+    def keep(new, old):
+        return jnp.where(fresh.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+    loc = jax.tree.map(keep, result.loc, state.loc)
+    scale = jax.tree.map(keep, result.scale, state.scale)
+    stats = policy.likelihood.update_stats(state.stats, y, grouped.valid)
+    new_state = BnnReplayState(loc, scale, stats, state.prior_loc, state.prior_scale, buffer)
+    return new_state, UpdateInfo(result.losses, result.ok, n_rows)
 
 
 @jax.jit
-def _posterior_mean(state: BnnState, context) -> Any:
+def _posterior_mean(state: BnnState | BnnReplayState, context) -> Any:
     context = context.astype(jax.tree.leaves(state.loc)[0].dtype)
     return jax.vmap(lambda net: jax.vmap(net)(context))(state.loc).T

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
+from bandits_jax import _random
 from bandits_jax.likelihoods import Bernoulli, BernoulliStats
 from bandits_jax.policies.base import (
     CountingPolicy,
@@ -57,7 +58,8 @@ def _predict(key, state: BernoulliStats, n_rows: int, strategy, action_mask) -> 
     draw_key, strategy_key = jax.random.split(key)
     a = state.n_successes.astype(jnp.float32)
     b = state.n_failures.astype(jnp.float32)
-    probs = jax.random.beta(draw_key, a, b, (n_rows, a.shape[0]))
-    logits = jnp.log(probs) - jnp.log1p(-probs)
+    # counts start at 1, so Marsaglia-Tsang without jax.random.gamma's general machinery (exact;
+    # a fraction of the compile cost, see _random.gamma_ge1); logits from log X - log Y stay finite
+    probs, logits = _random.beta_ge1(draw_key, a, b, (n_rows, a.shape[0]))
     mean = jnp.broadcast_to(a / (a + b), probs.shape)
     return select(logits, probs, mean, strategy_key, strategy, action_mask)

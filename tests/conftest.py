@@ -1,4 +1,5 @@
 import contextlib
+import gc
 import itertools
 import logging
 
@@ -52,3 +53,14 @@ def assert_unchanged(before, mab):
     for a, b in zip(before[0], after[0]):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(before[1], after[1])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module. Every XLA:CPU executable keeps a few
+    memory mappings of its own, and the whole suite compiles enough programs (eager per-primitive
+    ones in the jit == eager tests included) to pass the kernel's limit of 65,530 mappings per
+    process, where XLA segfaults while compiling; no module alone comes near it."""
+    yield
+    jax.clear_caches()
+    gc.collect()

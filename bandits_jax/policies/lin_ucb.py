@@ -148,8 +148,7 @@ def _init(policy: LinUCB, n_actions: int, sigma, alpha, dtype) -> LinUCBState:
 def _predict(policy: LinUCB, key, state: LinUCBState, context, strategy, action_mask) -> Prediction:
     post = state.posterior
     x = linear_ts._design(context, policy.fit_intercept, post.mean.dtype)
-    mean = x @ post.mean.T  # (n_rows, n_actions)
-    var = jnp.einsum("ni,aij,nj->na", x, post.cov, x)
-    logits = mean + state.alpha * jnp.sqrt(jnp.maximum(var, 0.0))
+    mean, sd = linear_ts.score_moments(x, post.mean, post.cov)
+    logits = mean + state.alpha * sd
     lik = policy.likelihood
     return select(logits, lik.mean(logits), lik.mean(mean), key, strategy, action_mask)

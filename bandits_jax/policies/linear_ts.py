@@ -44,7 +44,14 @@ from bandits_jax.likelihoods import Bernoulli, BernoulliStats
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
 from bandits_jax.strategy import ClassicBandit, Strategy
 
-__all__ = ["LinearTS", "LinearTSState", "laplace_fit", "map_objective"]
+__all__ = [
+    "LinearTS",
+    "LinearTSState",
+    "laplace_fit",
+    "map_objective",
+    "score_moments",
+    "thompson_prediction",
+]
 
 # Newton step lengths tried per iteration; the best (lowest objective) wins and 0 is among them,
 # so the objective never increases. Full steps are taken near the optimum (quadratic convergence).
@@ -153,15 +160,25 @@ def _init(policy: LinearTS, n_actions: int, sigma, dtype) -> LinearTSState:
 
 @partial(jax.jit, static_argnums=(0,))
 def _predict(policy: LinearTS, key, state: LinearTSState, context, strategy, action_mask) -> Prediction:
+    x = _design(context, policy.fit_intercept, state.mean.dtype)
+    return thompson_prediction(key, policy.likelihood, x, state.mean, state.cov, strategy, action_mask)
+
+
+def score_moments(x: Array, mean: Array, cov: Array) -> tuple[Array, Array]:
+    """Each row's score mean ``x @ m_a`` and standard deviation ``sqrt(x^T S_a x)`` under every
+    action's Gaussian weights ``N(m_a, S_a)``: ``(n_rows, n_actions)`` each."""
+    var = jnp.einsum("ni,aij,nj->na", x, cov, x)
+    return x @ mean.T, jnp.sqrt(jnp.maximum(var, 0.0))
+
+
+def thompson_prediction(key, likelihood, x, mean, cov, strategy, action_mask) -> Prediction:
+    """One exact Thompson draw of every row's score per action under Gaussian weights (no weight
+    sample: the score of a row is Normal with :func:`score_moments`), then the strategy's choice.
+    Shared by the policies with a Gaussian linear posterior (LinearTS, NeuralLinear's head)."""
     draw_key, strategy_key = jax.random.split(key)
-    dtype = state.mean.dtype
-    x = _design(context, policy.fit_intercept, dtype)
-    mean = x @ state.mean.T  # (n_rows, n_actions)
-    var = jnp.einsum("ni,aij,nj->na", x, state.cov, x)
-    noise = _random.normal(draw_key, mean.shape, dtype)
-    logits = mean + jnp.sqrt(jnp.maximum(var, 0.0)) * noise
-    lik = policy.likelihood
-    return select(logits, lik.mean(logits), lik.mean(mean), strategy_key, strategy, action_mask)
+    m, sd = score_moments(x, mean, cov)
+    logits = m + sd * _random.normal(draw_key, m.shape, m.dtype)
+    return select(logits, likelihood.mean(logits), likelihood.mean(m), strategy_key, strategy, action_mask)
 
 
 def map_objective(likelihood, w, mean0, precision0, x, y, weight):

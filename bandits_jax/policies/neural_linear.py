@@ -52,13 +52,12 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
-from bandits_jax import _random
 from bandits_jax.bnn import MLP, random_mlp
 from bandits_jax.config import Network
 from bandits_jax.likelihoods import Bernoulli, BernoulliStats
 from bandits_jax.policies import replay
-from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
-from bandits_jax.policies.linear_ts import laplace_fit
+from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo
+from bandits_jax.policies.linear_ts import laplace_fit, thompson_prediction
 from bandits_jax.strategy import ClassicBandit, Strategy
 
 __all__ = ["NeuralLinear", "NeuralLinearState"]
@@ -264,14 +263,10 @@ def _replace_output(net: MLP, weight: Array, bias: Array) -> MLP:
 
 @partial(jax.jit, static_argnums=(0,))
 def _predict(policy, key, state: NeuralLinearState, context, strategy, action_mask) -> Prediction:
-    draw_key, strategy_key = jax.random.split(key)
-    likelihood = policy.likelihood
     x = _design(_body(state), jnp.asarray(context), policy.head_context)
-    mean = x @ state.head_mean.T  # (n_rows, n_actions)
-    var = jnp.einsum("ni,aij,nj->na", x, state.head_cov, x)
-    noise = _random.normal(draw_key, mean.shape, mean.dtype)
-    logits = mean + jnp.sqrt(jnp.maximum(var, 0.0)) * noise
-    return select(logits, likelihood.mean(logits), likelihood.mean(mean), strategy_key, strategy, action_mask)
+    return thompson_prediction(
+        key, policy.likelihood, x, state.head_mean, state.head_cov, strategy, action_mask
+    )
 
 
 def _train_body(policy: NeuralLinear, key, state: NeuralLinearState, buffer: replay.ReplayBuffer):

@@ -183,32 +183,11 @@ class CmabBernoulli(Bandit):
             (1, 2, [8])
         """
         ids = val.action_ids_tuple(action_ids)
+        args = (n_features, hidden_dim_list, activation, use_residual_connections, dist_type)
         if policy != "bnn_ts" or policy_kwargs is not None:
-            config = _policy_config(
-                policy,
-                n_features,
-                hidden_dim_list,
-                activation,
-                use_residual_connections,
-                dist_type,
-                dist_params_init,
-                update_kwargs,
-                policy_kwargs,
-            )
-            if not isinstance(strategy, Strategy):
-                raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
-            key = val.key_from_seed(val.random_seed(random_seed))
-            state = cls._cold_state(config, val.action_bucket(len(ids)))
-            return cls._from_padded(ids, config, state, strategy, key)
-        config = make_config(
-            n_features,
-            hidden_dim_list,
-            activation,
-            use_residual_connections,
-            dist_type,
-            dist_params_init,
-            update_kwargs,
-        )
+            config = _policy_config(policy, *args, dist_params_init, update_kwargs, policy_kwargs)
+        else:
+            config = make_config(*args, dist_params_init, update_kwargs)
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
         key = val.key_from_seed(val.random_seed(random_seed))

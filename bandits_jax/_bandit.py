@@ -15,6 +15,7 @@ predicts share a draw.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from functools import partial
@@ -86,11 +87,20 @@ def _group_rows(
     """:func:`group_rows` plus each action's row count (computed once, reused for the counters)."""
     order = np.argsort(actions, kind="stable")
     counts = np.bincount(actions, minlength=n_actions)
-    starts = np.cumsum(counts) - counts
-    offsets = np.arange(val.bucket(len(actions) if per_batch else int(counts.max())))
+    ends = np.cumsum(counts)
+    offsets = _offsets(val.bucket(len(actions) if per_batch else int(counts.max())))
     valid = offsets < counts[:, None]
-    rows = order[np.minimum(starts[:, None] + offsets, len(actions) - 1)]
+    # a padded slot points at its action's last row (or the row before an action without rows):
+    # any real row will do, the mask hides it
+    rows = order[np.minimum((ends - counts)[:, None] + offsets, len(actions) - 1)]
     return rows, valid, counts
+
+
+@functools.lru_cache(maxsize=64)
+def _offsets(width: int) -> np.ndarray:
+    out = np.arange(width)
+    out.flags.writeable = False
+    return out
 
 
 _COUNTER_TOP = int(np.iinfo(np.int32).max)
@@ -245,14 +255,19 @@ class Bandit:
         a state put in place any other way (built, loaded, transferred) is read afresh."""
         n_actions = len(self._action_ids)
         rows, valid, counts = _group_rows(len(self._mask), idx, self._rows_per_batch)
-        rew = rewards.astype(np.float32, copy=False)[rows]
-        grouped = GroupedFeedback(context[rows], rew, valid)
-        successes = np.where(valid, rew, 0).sum(axis=1, dtype=np.int64)
-        failures = counts - successes
+        grouped = GroupedFeedback(context[rows], rewards.astype(np.float32, copy=False)[rows], valid)
         saturated = None
         with self._lock:
             old = self._state
             state, info, new_key, overflow = update_step(self._policy, old, self._key, grouped)
+            # host bookkeeping while the update runs: the counters' upper bounds assume every fit
+            # succeeds (a failed one adds nothing, so they stay upper bounds)
+            successes = np.bincount(idx, rewards, minlength=n_actions).astype(np.int64)
+            failures = counts[:n_actions] - successes
+            bound = self.__dict__.get("_count_bound")
+            if bound is None or bound[0] is not old:
+                bound = (old, *_counters(old))
+            hi_s, hi_f = bound[1][:n_actions] + successes, bound[2][:n_actions] + failures
             overflow = np.asarray(overflow)
             if overflow.any():
                 a, j = np.argwhere(overflow)[0]
@@ -264,13 +279,9 @@ class Bandit:
             info = UpdateInfo(*(np.asarray(v)[:n_actions] for v in info))
             self._state, self._key = state, new_key
             ok = info.ok
-            add_s, add_f = successes[:n_actions] * ok, failures[:n_actions] * ok
-            bound = self.__dict__.get("_count_bound")
-            if bound is None or bound[0] is not old:
-                bound = (old, *_counters(old))
-            hi_s, hi_f = bound[1][:n_actions] + add_s, bound[2][:n_actions] + add_f
             if hi_s.max() > _COUNTER_TOP or hi_f.max() > _COUNTER_TOP:
                 old_s, old_f = _counters(old)
+                add_s, add_f = successes * ok, failures * ok
                 over = (old_s[:n_actions] + add_s > _COUNTER_TOP) | (old_f[:n_actions] + add_f > _COUNTER_TOP)
                 if over.any():
                     saturated = [self._action_ids[i] for i in np.flatnonzero(over)]

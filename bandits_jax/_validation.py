@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import numbers
 from collections.abc import Iterable, Sequence, Sized
 from typing import Any
@@ -54,9 +55,12 @@ def as_context(context: Any, n_features: int, dtype=np.float32) -> np.ndarray:
     # doubt falls through to the full checks below, which name the offending value.
     if type(context) is np.ndarray and context.dtype.kind in "fiu" and context.ndim == 2:
         if context.shape[0] and context.shape[1] == n_features:
-            with np.errstate(over="ignore"):
+            # a finite sum means every entry is finite (a NaN or an infinity makes the sum NaN or
+            # infinite); a sum that overflows falls through to the full checks
+            with np.errstate(over="ignore", invalid="ignore"):
                 cast = context.astype(dtype, copy=False)
-            if np.isfinite(cast).all():
+                finite = math.isfinite(cast.sum())
+            if finite:
                 return cast
     try:
         arr = np.asarray(context)
@@ -90,7 +94,7 @@ def as_action_indices(actions: Any, index: dict, name: str = "actions") -> np.nd
     # floats and subclasses fall through to the full checks below, as does an unknown id).
     if type(actions) is list and set(map(type, actions)) <= _ID_TYPES:
         try:
-            return np.array([index[a] for a in actions], dtype=np.int32)
+            return np.fromiter(map(index.__getitem__, actions), np.int32, len(actions))
         except KeyError:
             pass
     if isinstance(actions, (str, bytes)) or not isinstance(actions, Iterable):
@@ -122,12 +126,17 @@ def as_action_indices(actions: Any, index: dict, name: str = "actions") -> np.nd
 
 
 _ID_TYPES = {str, int}
+_REWARD_TYPES = {int, float, bool}
 
 
 def as_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
     """Binary rewards as an int array."""
     # Fast path: a non-empty list or 1-D array of real numbers that are all 0 or 1. Anything else
     # (ragged, empty, object dtype, a 2 or a NaN) falls through to the full checks below.
+    # A list of plain Python 0/1 numbers (the usual case) skips NumPy's element-wise checks:
+    # set equality is exact for int, float and bool (NaN, 2 or 0.5 are not in {0, 1}).
+    if type(rewards) is list and rewards and set(map(type, rewards)) <= _REWARD_TYPES and set(rewards) <= {0, 1}:
+        return np.fromiter(rewards, np.int32, len(rewards))
     if type(rewards) is list or type(rewards) is np.ndarray:
         try:
             arr = np.asarray(rewards)

@@ -36,6 +36,7 @@ BAD_REWARDS = [
     ([0, 2], ValueError, "rewards must be binary (0 or 1), got np.int64(2)"),
     ([0, float("nan")], ValueError, "rewards must be binary (0 or 1), got np.float64(nan)"),
     ([0.5], ValueError, "rewards must be binary (0 or 1), got np.float64(0.5)"),
+    ([True, 1.0, 2], ValueError, "rewards must be binary (0 or 1), got np.float64(2.0)"),
     (np.array([0, 3]), ValueError, "rewards must be binary (0 or 1), got np.int64(3)"),
     (
         [[0, 1], [1]],
@@ -113,6 +114,8 @@ def test_fast_paths_agree_with_the_full_checks_on_good_input():
         [0, 1, 1],
         [False, True, True],
         [0.0, 1.0, 1.0],
+        [0, 1.0, True],
+        [np.int64(0), 1, np.float32(1)],
         np.array([0, 1, 1], np.uint8),
         (0, 1, 1),
     ):
@@ -124,6 +127,12 @@ def test_fast_paths_agree_with_the_full_checks_on_good_input():
         assert out.dtype == np.float32 and out.tolist() == [[1.0] * 3] * 2
     big = _ctx(3.0e38)  # finite in float32: accepted by both paths
     assert np.isfinite(val.as_context(big, 3)).all()
+    # finite entries whose float32 sum overflows (the fast path's test) are accepted, silently
+    huge = np.full((2, 3), 3.0e38, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (val.as_context(huge, 3) == huge).all()
+        assert (val.as_context(-huge, 3) == -huge).all()
 
 
 def test_the_object_api_keeps_its_errors_and_changes_nothing():

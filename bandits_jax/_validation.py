@@ -135,7 +135,12 @@ def as_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
     # (ragged, empty, object dtype, a 2 or a NaN) falls through to the full checks below.
     # A list of plain Python 0/1 numbers (the usual case) skips NumPy's element-wise checks:
     # set equality is exact for int, float and bool (NaN, 2 or 0.5 are not in {0, 1}).
-    if type(rewards) is list and rewards and set(map(type, rewards)) <= _REWARD_TYPES and set(rewards) <= {0, 1}:
+    if (
+        type(rewards) is list
+        and rewards
+        and set(map(type, rewards)) <= _REWARD_TYPES
+        and set(rewards) <= {0, 1}
+    ):
         return np.fromiter(rewards, np.int32, len(rewards))
     if type(rewards) is list or type(rewards) is np.ndarray:
         try:

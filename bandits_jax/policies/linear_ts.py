@@ -210,7 +210,12 @@ def laplace_fit(likelihood, newton_steps, mean0, precision0, x, y, weight):
         candidates = w[None, :] + steps[:, None] * direction[None, :]
         values = jax.vmap(lambda c: map_objective(likelihood, c, mean0, precision0, x, y, weight))(candidates)
         values = jnp.where(jnp.isfinite(values), values, jnp.inf)
-        return candidates[jnp.argmin(values)]
+        # The longest step whose objective is the lowest up to rounding: near the optimum the
+        # decrease of a full step falls below the objective's float32 rounding (a sum over many
+        # rows), and a strict argmin would stall there on noise, short of the MAP.
+        best = jnp.min(values)
+        tol = 8 * jnp.finfo(values.dtype).eps * jnp.abs(best)
+        return candidates[jnp.argmax(values <= best + tol)]
 
     w = jax.lax.fori_loop(0, newton_steps, newton, mean0)
     precision, _ = hessian(w)

@@ -18,31 +18,79 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from collections.abc import Iterable
 from functools import partial
 from typing import Any, ClassVar, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from bandits_jax import _validation as val
 from bandits_jax import persistence
-from bandits_jax._object import ModelLock, pad_actions, unpad_actions, warn_saturated_ids
+from bandits_jax._object import (
+    Exploration,
+    ModelLock,
+    make_exploration,
+    pad_actions,
+    unpad_actions,
+    warn_saturated_ids,
+)
 from bandits_jax.policies.base import GroupedFeedback, UpdateInfo, stats_of
-from bandits_jax.strategy import Strategy
+from bandits_jax.strategy import ClassicBandit, Strategy
 
-__all__ = ["ArrayPrediction", "Bandit", "SviDivergenceWarning", "predict_step", "update_step"]
+__all__ = [
+    "ArrayPrediction",
+    "Bandit",
+    "Exploration",
+    "SviDivergenceWarning",
+    "make_exploration",
+    "predict_step",
+    "update_step",
+]
 
 
 # ------------------------------------------------------------------------ the key-advancing steps
 # A model's key advances as ``key, sub = jax.random.split(key)`` per call, inside the jitted step
 # (a separate split would cost a fresh process about 0.2 s of compiling it on its own). The
 # simulation scans these same functions, so its draws are the object API's.
-@partial(jax.jit, static_argnames=("policy",))
-def predict_step(policy, state, key, context, strategy, action_mask):
-    """``(chosen, probs, logits), new_key`` of one prediction (jitted; ``policy`` static)."""
+@partial(jax.jit, static_argnames=("policy", "top_k"))
+def predict_step(policy, state, key, context, strategy, action_mask, explore=None, top_k=None):
+    """``(chosen, probs, logits), new_key`` of one prediction (jitted; ``policy`` and ``top_k``
+    static). ``action_mask`` (traced) marks the actions allowed in this call.
+
+    ``explore``: None, or ``(epsilon, default)`` (traced: a new value compiles nothing), epsilon-
+    greedy on top of the strategy: each row explores with probability ``epsilon`` (it picks action
+    ``default``, or a uniformly random allowed action where ``default`` is -1) and otherwise applies
+    the strategy to the posterior *mean* scores. ``top_k``: ``chosen`` is ``(n_rows, top_k)``, the
+    allowed actions ranked best first by the scores an argmax strategy sees (the Thompson draw; with
+    ``explore``, the mean on exploiting rows and a random order, ``default`` first, on exploring
+    ones), so its first column is the single pick. Without either, the draws are exactly those of
+    the plain step (the exploration noise comes from a key folded off the draw's)."""
     key, sub = jax.random.split(key)
     out = policy.predict(sub, state, context, strategy, action_mask)
-    return (out.actions, out.probs, out.logits), key
+    chosen = out.actions
+    if explore is None and top_k is None:
+        return (chosen, out.probs, out.logits), key
+    scores = jnp.where(action_mask, out.probs, -jnp.inf)
+    if explore is not None:
+        epsilon, default = explore
+        k_coin, k_order, k_greedy = jax.random.split(jax.random.fold_in(sub, _EXPLORE_STREAM), 3)
+        n, n_actions = out.probs.shape
+        mean = jnp.where(action_mask, out.mean_probs, -jnp.inf)
+        coin = jax.random.uniform(k_coin, (n,)) < epsilon
+        # a random order of the allowed actions (uniform scores in [0, 1)), the default first
+        order = jax.random.uniform(k_order, (n, n_actions))
+        order = jnp.where(action_mask, jnp.where(jnp.arange(n_actions) == default, 2.0, order), -jnp.inf)
+        chosen = jnp.where(coin, jnp.argmax(order, axis=1), strategy(mean, k_greedy))
+        scores = jnp.where(coin[:, None], order, mean)
+    if top_k is not None:
+        chosen = jax.lax.top_k(scores, top_k)[1]
+    return (chosen, out.probs, out.logits), key
+
+
+# the fold_in constant of the exploration noise (any fixed number off the draw's key)
+_EXPLORE_STREAM = 0x45505331
 
 
 @partial(jax.jit, static_argnames=("policy",))
@@ -123,8 +171,21 @@ class Bandit:
     _v1_names: ClassVar[dict[str, str]] = {}
 
     def _setup(
-        self, ids: tuple, config: Any, policy: Any, padded_state: Any, strategy: Strategy, key
+        self,
+        ids: tuple,
+        config: Any,
+        policy: Any,
+        padded_state: Any,
+        strategy: Strategy,
+        key,
+        exploration: Exploration | None = None,
     ) -> None:
+        if exploration is not None and exploration.default_action is not None:
+            if exploration.default_action not in ids:
+                raise ValueError(
+                    f"default_action {exploration.default_action!r} is not one of the actions {list(ids)!r}"
+                )
+        self._exploration = exploration
         self._action_ids = ids
         self._index = {a: i for i, a in enumerate(ids)}
         self._ids_array = val.ids_array(ids)
@@ -139,14 +200,16 @@ class Bandit:
         self._count_bound = (padded_state, *_counters(padded_state))
 
     @classmethod
-    def _from_padded(cls, ids: tuple, config: Any, padded_state: Any, strategy: Strategy, key) -> Bandit:
+    def _from_padded(
+        cls, ids: tuple, config: Any, padded_state: Any, strategy: Strategy, key, exploration=None
+    ) -> Bandit:
         """A model whose state is already padded to ``action_bucket(len(ids))`` actions."""
         mab = cls.__new__(cls)
-        mab._setup(ids, config, cls._policy_of(config), padded_state, strategy, key)
+        mab._setup(ids, config, cls._policy_of(config), padded_state, strategy, key, exploration)
         return mab
 
     @classmethod
-    def _build(cls, ids: tuple, config: Any, state: Any, strategy: Strategy, key) -> Bandit:
+    def _build(cls, ids: tuple, config: Any, state: Any, strategy: Strategy, key, exploration=None) -> Bandit:
         """A model from an unpadded state (validated): the constructor's and loading's path."""
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
@@ -157,7 +220,7 @@ class Bandit:
         if jax.tree.structure(prior) != jax.tree.structure(state):
             raise ValueError(f"state must be a {type(prior).__name__} of this model's structure")
         mab = cls.__new__(cls)
-        mab._setup(ids, config, policy, pad_actions(state, prior, len(ids)), strategy, key)
+        mab._setup(ids, config, policy, pad_actions(state, prior, len(ids)), strategy, key, exploration)
         return mab
 
     # ------------------------------------------------------------------ hooks of a subclass
@@ -206,6 +269,23 @@ class Bandit:
     def strategy(self) -> Strategy:
         return self._strategy
 
+    @property
+    def exploration(self) -> Exploration | None:
+        """The epsilon-greedy settings (``epsilon``, ``default_action``), None without them."""
+        return self.__dict__.get("_exploration")
+
+    @property
+    def epsilon(self) -> float | None:
+        """PyBandits' ``epsilon``: the probability that a row explores (None: never)."""
+        exploration = self.exploration
+        return None if exploration is None else exploration.epsilon
+
+    @property
+    def default_action(self) -> Any:
+        """PyBandits' ``default_action``: the action an exploring row picks (None: a random one)."""
+        exploration = self.exploration
+        return None if exploration is None else exploration.default_action
+
     def _snapshot(self) -> tuple[Any, jax.Array]:
         """``(state, key)`` read together: one consistent pair under concurrent calls."""
         with self._lock:
@@ -224,13 +304,61 @@ class Bandit:
         self._lock = ModelLock()
 
     # ------------------------------------------------------------------ predict and update
-    def _predict_padded(self, context: np.ndarray, n: int) -> ArrayPrediction:
+    def _call_controls(self, forbidden_actions, top_k) -> tuple[np.ndarray, Any, int | None]:
+        """The action mask, exploration data and ``top_k`` of one predict call, validated (before
+        anything changes): forbidden ids must be known and leave an action allowed, the default
+        action must be allowed, ``top_k`` must be an int from 1 to the number of allowed actions
+        and needs an argmax strategy."""
+        mask = self._mask
+        if forbidden_actions is not None:
+            if isinstance(forbidden_actions, (str, bytes)) or not isinstance(forbidden_actions, Iterable):
+                raise TypeError(f"forbidden_actions must be a set of action ids, got {forbidden_actions!r}")
+            idx = val.as_action_indices(list(forbidden_actions), self._index, name="forbidden_actions")
+            mask = mask.copy()
+            mask[idx] = False
+            if not mask.any():
+                raise ValueError(
+                    "forbidden_actions forbids every action; at least one must stay allowed "
+                    f"(actions: {list(self._action_ids)!r})"
+                )
+        explore = None
+        exploration = self.exploration
+        if exploration is not None:
+            default = -1
+            if exploration.default_action is not None:
+                default = self._index[exploration.default_action]
+                if not mask[default]:
+                    raise ValueError(
+                        f"forbidden_actions holds the default_action {exploration.default_action!r}, which "
+                        "exploring rows pick; allow it or build the model without a default_action"
+                    )
+            explore = (np.float32(exploration.epsilon), np.int32(default))
+        if top_k is not None:
+            if isinstance(top_k, (bool, np.bool_)) or not isinstance(top_k, (int, np.integer)):
+                raise TypeError(f"top_k must be an int, got {top_k!r}")
+            allowed = int(mask.sum())
+            if not 1 <= top_k <= allowed:
+                raise ValueError(f"top_k must lie in [1, {allowed}] (the allowed actions), got {top_k!r}")
+            if type(self._strategy).__call__ is not ClassicBandit.__call__:
+                raise ValueError(
+                    f"top_k ranks the actions by their sampled scores, which needs ClassicBandit's argmax; "
+                    f"this model's strategy is {type(self._strategy).__name__}"
+                )
+            top_k = int(top_k)
+        return mask, explore, top_k
+
+    def _predict_padded(
+        self, context: np.ndarray, n: int, forbidden_actions=None, top_k=None
+    ) -> ArrayPrediction:
         """Thompson sampling on ``context`` (already padded to a row bucket, ``n`` real rows).
         Non-finite draws (a context too large for the model) raise before the key advances."""
         n_actions = len(self._action_ids)
+        mask, explore, top_k = self._call_controls(forbidden_actions, top_k)
+        # only the options in use are passed: the plain call is the simulation's, same program
+        options = {k: v for k, v in (("explore", explore), ("top_k", top_k)) if v is not None}
         with self._lock:
             (chosen, probs, logits), new_key = predict_step(
-                self._policy, self._state, self._key, context, self._strategy, self._mask
+                self._policy, self._state, self._key, context, self._strategy, mask, **options
             )
             chosen = np.asarray(chosen)[:n]
             probs = np.asarray(probs)[:n, :n_actions]

@@ -3,8 +3,10 @@ model lock, the padding of the action axis to a bucket, and the warning of satur
 
 from __future__ import annotations
 
+import numbers
 import threading
 import warnings
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +14,9 @@ import numpy as np
 
 __all__ = [
     "CounterSaturationWarning",
+    "Exploration",
     "ModelLock",
+    "make_exploration",
     "pad_actions",
     "unpad_actions",
     "warn_saturated_ids",
@@ -61,3 +65,41 @@ def warn_saturated_ids(ids: list, stacklevel: int = 3) -> None:
         CounterSaturationWarning,
         stacklevel=stacklevel + 1,
     )
+
+
+class Exploration(NamedTuple):
+    """Epsilon-greedy on top of the strategy (PyBandits' ``epsilon`` and ``default_action``): a
+    row explores with probability ``epsilon``, picking ``default_action`` (or, where it is None, a
+    uniformly random allowed action), and otherwise applies the strategy to the posterior *mean*."""
+
+    epsilon: float
+    default_action: Any = None
+
+
+def make_exploration(epsilon: Any, default_action: Any, ids: tuple) -> Exploration | None:
+    """``cold_start``'s ``epsilon`` and ``default_action``, validated (naming them). ``epsilon``
+    None or 0 means no exploration (PyBandits' falsy epsilon), and then a ``default_action`` is an
+    error, as in PyBandits."""
+    if epsilon is not None:
+        if isinstance(epsilon, (bool, np.bool_)) or not isinstance(epsilon, numbers.Real):
+            raise TypeError(f"epsilon must be a number in [0, 1], got {epsilon!r}")
+        if not 0.0 <= float(epsilon) <= 1.0:  # NaN fails too
+            raise ValueError(f"epsilon must lie in [0, 1], got {epsilon!r}")
+    if not epsilon:
+        if default_action is not None:
+            raise ValueError(
+                f"default_action {default_action!r} needs epsilon > 0: it is the action exploring rows pick"
+            )
+        return None
+    if default_action is not None:
+        if isinstance(default_action, np.integer):
+            default_action = int(default_action)
+        try:
+            known = default_action in ids and type(default_action) in (str, int)
+        except TypeError:
+            known = False
+        if not known:
+            raise ValueError(
+                f"default_action must be one of the actions {list(ids)!r}, got {default_action!r}"
+            )
+    return Exploration(float(epsilon), default_action)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bandits_jax import _validation as val
-from bandits_jax._bandit import ArrayPrediction, Bandit, SviDivergenceWarning
+from bandits_jax._bandit import ArrayPrediction, Bandit, SviDivergenceWarning, make_exploration
 from bandits_jax._object import CounterSaturationWarning
 from bandits_jax.bnn import MLP
 from bandits_jax.config import CmabConfig, make_config
@@ -150,6 +150,8 @@ class CmabBernoulli(Bandit):
         random_seed: int | None = None,
         policy: str = "bnn_ts",
         policy_kwargs: Mapping[str, Any] | None = None,
+        epsilon=None,
+        default_action=None,
     ) -> CmabBernoulli:
         """A model whose every action's posterior is the prior.
 
@@ -176,6 +178,13 @@ class CmabBernoulli(Bandit):
                 :func:`bandits_jax.policies.spec.build`). ``hidden_dim_list``, ``activation`` and
                 ``use_residual_connections`` build its network if it has one; ``dist_params_init``
                 and ``update_kwargs`` are the Bayesian MLP's and must be None then.
+            epsilon: PyBandits' epsilon-greedy on top of the strategy: each predicted row explores
+                with this probability (picking ``default_action``, or a uniformly random allowed
+                action without one) and otherwise applies the strategy to the posterior *mean*.
+                PyBandits applies the strategy to the Thompson draw there, which explores twice
+                (the draw is already random); exploiting the mean is epsilon-greedy as Sutton and
+                Barto define it. None or 0: plain Thompson sampling.
+            default_action: the action exploring rows pick (needs ``epsilon``).
 
         Examples:
             >>> mab = CmabBernoulli.cold_start(["x", "y"], n_features=2, hidden_dim_list=[8])
@@ -190,9 +199,10 @@ class CmabBernoulli(Bandit):
             config = make_config(*args, dist_params_init, update_kwargs)
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
+        exploration = make_exploration(epsilon, default_action, ids)
         key = val.key_from_seed(val.random_seed(random_seed))
         return cls._from_padded(
-            ids, config, cls._cold_state(config, val.action_bucket(len(ids))), strategy, key
+            ids, config, cls._cold_state(config, val.action_bucket(len(ids))), strategy, key, exploration
         )
 
     # ------------------------------------------------------------------ hooks of the base
@@ -321,7 +331,7 @@ class CmabBernoulli(Bandit):
         )
 
     # ------------------------------------------------------------------ predict
-    def predict_arrays(self, context) -> ArrayPrediction:
+    def predict_arrays(self, context, forbidden_actions=None, top_k=None) -> ArrayPrediction:
         """Thompson sampling as NumPy arrays (no Python object per row): the chosen action *ids*
         (feed them straight back to :meth:`update`), their indices into :attr:`action_ids`, and the
         sampled probabilities and logits, each ``(n_rows, n_actions)``.
@@ -329,22 +339,37 @@ class CmabBernoulli(Bandit):
         Rows are padded to a bucket (4 significant bits: under 12.5% padding), so a new batch
         size in a seen bucket does not recompile.
 
+        Args:
+            context: ``(n_rows, n_features)`` array.
+            forbidden_actions: action ids not to choose in this call (PyBandits' argument); a
+                traced mask, so a new set compiles nothing. The probabilities and logits still
+                cover every action.
+            top_k: rank the ``top_k`` best allowed actions per row (best first): ``actions`` and
+                ``action_indices`` are then ``(n_rows, top_k)``, their first column the single
+                pick. Needs the :class:`~bandits_jax.strategy.ClassicBandit` strategy.
+
         Raises:
             ValueError: ``context`` is malformed, or so large that a draw overflows the model's
-                float32 (nothing changes then, not even the PRNG key).
+                float32; ``forbidden_actions`` holds an unknown id, forbids every action or the
+                ``default_action``; ``top_k`` is out of range. Nothing changes then, not even the
+                PRNG key.
         """
         ctx = val.as_context(context, self.input_dim)
         n = ctx.shape[0]
         padded = np.zeros((val.fine_bucket(n), ctx.shape[1]), np.float32)
         padded[:n] = ctx
-        return self._predict_padded(padded, n)
+        return self._predict_padded(padded, n, forbidden_actions, top_k)
 
-    def predict(self, context) -> tuple[list, list[dict], list[dict]]:
-        """PyBandits' form: per row the chosen action id, ``{action_id: prob}`` and
-        ``{action_id: logit}`` of the row's Thompson draw."""
-        out = self.predict_arrays(context)
+    def predict(self, context, forbidden_actions=None, top_k=None) -> tuple[list, list[dict], list[dict]]:
+        """PyBandits' form: per row the chosen action id (with ``top_k``, the list of the ``top_k``
+        best, best first), ``{action_id: prob}`` and ``{action_id: logit}`` of the row's Thompson
+        draw. Arguments and errors as :meth:`predict_arrays`."""
+        out = self.predict_arrays(context, forbidden_actions, top_k)
         ids = self._action_ids
-        actions = list(map(ids.__getitem__, out.action_indices.tolist()))
+        if top_k is None:
+            actions = list(map(ids.__getitem__, out.action_indices.tolist()))
+        else:
+            actions = [list(map(ids.__getitem__, row)) for row in out.action_indices.tolist()]
         return actions, val.row_dicts(ids, out.probs), val.row_dicts(ids, out.logits)
 
     # ------------------------------------------------------------------ update

@@ -12,6 +12,9 @@ The header holds ``format`` and ``format_version`` (this module writes version
 order (str or int), the ``counts`` (``n_successes`` / ``n_failures``, for people reading the
 header), the ``strategy`` (class name and numeric fields), the PRNG key's implementation, a
 manifest of the ``arrays`` (name, dtype, shape) and a ``sha256`` of the header and every array.
+A model with epsilon-greedy settings adds ``exploration`` (``epsilon``, ``default_action``) and is
+written as version 3, which older readers refuse rather than drop the settings; any other model is
+written as version 2, as before.
 
 Two containers carry it:
 
@@ -68,7 +71,9 @@ from bandits_jax.policies.base import stats_of
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFormatError", "from_state", "get_state", "load", "save"]
 
 FORMAT = "bandits_jax.model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# what a model without version-3 settings (``exploration``) is written as
+_PLAIN_VERSION = 2
 # Version 1 (bandits_jax before the policy contract) kept a CMAB's counters at the top of its state;
 # version 2 keeps them under the likelihood's ``stats``. A v1 file's arrays are read under the names
 # its class maps them to (``cls._v1_names``); its checksum covers the header as written.
@@ -180,7 +185,7 @@ def _encode(model) -> tuple[dict, list[np.ndarray]]:
     names.append(_KEY_ARRAY)
     header = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": _PLAIN_VERSION,
         "library_version": __version__,
         "class": type(model).__name__,
         "config": config,
@@ -193,6 +198,11 @@ def _encode(model) -> tuple[dict, list[np.ndarray]]:
         "key_impl": str(jax.random.key_impl(key)),
         "arrays": [{"name": n, "dtype": a.dtype.str, "shape": list(a.shape)} for n, a in zip(names, arrays)],
     }
+    exploration = getattr(model, "exploration", None)
+    if exploration is not None:
+        # only a model with these settings needs version 3: the others stay readable by version 2
+        header["format_version"] = 3
+        header["exploration"] = {"epsilon": exploration.epsilon, "default_action": exploration.default_action}
     header["sha256"] = _digest(header, arrays)
     return header, arrays
 
@@ -459,9 +469,26 @@ def _decode(cls: type, header: dict, arrays: list[np.ndarray], plan: _Plan):
     }:
         raise ModelFormatError("the counts in the header do not match the arrays")
     strategy = _strategy_from_json(header["strategy"])
+    exploration = _exploration_from_json(header.get("exploration"), plan.action_ids)
     state = jax.tree_util.tree_unflatten(plan.treedef, [jnp.asarray(a) for a in arrays[:-1]])
     key = jax.random.wrap_key_data(jnp.asarray(arrays[-1]), impl=header["key_impl"])
-    return cls._build(plan.action_ids, plan.config, state, strategy, key)
+    return cls._build(plan.action_ids, plan.config, state, strategy, key, exploration)
+
+
+def _exploration_from_json(spec: Any, action_ids: tuple):
+    if spec is None:
+        return None
+    from bandits_jax._object import make_exploration
+
+    if not isinstance(spec, dict) or set(spec) != {"epsilon", "default_action"}:
+        raise ModelFormatError(f"exploration must hold epsilon and default_action, got {spec!r}")
+    try:
+        exploration = make_exploration(spec["epsilon"], spec["default_action"], action_ids)
+    except (TypeError, ValueError) as err:
+        raise ModelFormatError(f"exploration: {err}") from None
+    if exploration is None:
+        raise ModelFormatError(f"exploration must have epsilon > 0, got {spec!r}")
+    return exploration
 
 
 def _strategy_from_json(spec: dict):

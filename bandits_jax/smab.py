@@ -25,7 +25,7 @@ import numpy as np
 from jaxtyping import Array, Int, PRNGKeyArray
 
 from bandits_jax import _validation as val
-from bandits_jax._bandit import Bandit
+from bandits_jax._bandit import Bandit, make_exploration
 from bandits_jax.likelihoods import BernoulliStats, saturating_add
 from bandits_jax.policies.beta_bernoulli import BetaBernoulli
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -110,15 +110,23 @@ class SmabBernoulli(Bandit):
 
     @classmethod
     def cold_start(
-        cls, action_ids, strategy: Strategy = ClassicBandit(), random_seed: int | None = None
+        cls,
+        action_ids,
+        strategy: Strategy = ClassicBandit(),
+        random_seed: int | None = None,
+        epsilon=None,
+        default_action=None,
     ) -> SmabBernoulli:
         """Every action starts at ``Beta(1, 1)``; ``random_seed=None`` draws the seed from NumPy's
-        global generator."""
+        global generator. ``epsilon`` and ``default_action``: epsilon-greedy on top of the strategy,
+        as :meth:`bandits_jax.cmab.CmabBernoulli.cold_start` (exploiting rows pick by the posterior
+        mean)."""
         ids = val.action_ids_tuple(action_ids)
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
+        exploration = make_exploration(epsilon, default_action, ids)
         key = val.key_from_seed(val.random_seed(random_seed))
-        return cls._from_padded(ids, None, init(val.action_bucket(len(ids))), strategy, key)
+        return cls._from_padded(ids, None, init(val.action_bucket(len(ids))), strategy, key, exploration)
 
     # ------------------------------------------------------------------ hooks of the base
     @classmethod
@@ -138,19 +146,25 @@ class SmabBernoulli(Bandit):
         return f"SmabBernoulli(actions={list(self._action_ids)!r}, strategy={self._strategy!r})"
 
     # ------------------------------------------------------------------ predict and update
-    def predict_arrays(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def predict_arrays(
+        self, n_samples: int = 1, forbidden_actions=None, top_k=None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The chosen action *ids* ``(n_samples,)`` as a NumPy array (feed them straight back to
-        :meth:`update`) and the sampled probabilities ``(n_samples, n_actions)``."""
+        :meth:`update`) and the sampled probabilities ``(n_samples, n_actions)``.
+        ``forbidden_actions`` and ``top_k`` (ids ``(n_samples, top_k)``, best first) as
+        :meth:`bandits_jax.cmab.CmabBernoulli.predict_arrays`."""
         if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, (int, np.integer)):
             raise TypeError(f"n_samples must be a positive int, got {n_samples!r}")
         if n_samples < 1:
             raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
-        out = self._predict_padded(_no_features(val.bucket(int(n_samples))), int(n_samples))
+        n = int(n_samples)
+        out = self._predict_padded(_no_features(val.bucket(n)), n, forbidden_actions, top_k)
         return out.actions, out.probs
 
-    def predict(self, n_samples: int = 1) -> tuple[list, list[dict]]:
-        """PyBandits' form: the chosen action ids and per sample ``{action_id: prob}``."""
-        chosen, probs = self.predict_arrays(n_samples)
+    def predict(self, n_samples: int = 1, forbidden_actions=None, top_k=None) -> tuple[list, list[dict]]:
+        """PyBandits' form: the chosen action ids (with ``top_k``, a list per sample, best first)
+        and per sample ``{action_id: prob}``."""
+        chosen, probs = self.predict_arrays(n_samples, forbidden_actions, top_k)
         return chosen.tolist(), val.row_dicts(self._action_ids, probs)
 
     def update(self, actions, rewards) -> None:

@@ -101,7 +101,9 @@ def edit_model_on_the_fly(current_mab: Mab, new_mab: Mab) -> Mab:
     else:  # nothing to carry over; the arrays are immutable, so sharing them is safe
         state, key = new_state, jax.random.fold_in(new_key, _KEY_TAG)
     _log_merge(current_mab.action_ids, new_mab.action_ids, common)
-    return type(new_mab)._from_padded(new_mab.action_ids, new_mab._config, state, new_mab.strategy, key)
+    return type(new_mab)._from_padded(
+        new_mab.action_ids, new_mab._config, state, new_mab.strategy, key, new_mab.exploration
+    )
 
 
 @jax.jit

@@ -139,3 +139,26 @@ def test_policy_settings_round_trip_through_json():
         assert spec.from_json(spec.to_json(policy)) == policy
     with pytest.raises(ValueError):
         spec.from_json({"type": "os.system", "fields": {}})
+
+
+def test_exploration_and_action_controls_work_for_every_policy(name):
+    # the controls live in the object-API base, over any policy's Prediction (draws and means)
+    kwargs, hidden = SMALL.get(name, (None, None))
+    mab = CmabBernoulli.cold_start(
+        ["a", "b", "c"],
+        n_features=3,
+        hidden_dim_list=hidden,
+        policy=name,
+        policy_kwargs=kwargs,
+        random_seed=1,
+        epsilon=0.5,
+        default_action="b",
+    )
+    rng = np.random.default_rng(1)
+    mab.update(*batch(rng))
+    ctx = rng.normal(size=(400, 3))
+    out = mab.predict_arrays(ctx, forbidden_actions={"a"}, top_k=2)
+    assert out.actions.shape == (400, 2) and "a" not in set(out.actions.ravel().tolist())
+    assert (out.actions[:, 0] != out.actions[:, 1]).all()
+    # about half the rows explore and pick the default 'b' first; the rest rank by the mean
+    assert 0.4 < np.mean(out.actions[:, 0] == "b") <= 1.0

@@ -209,7 +209,8 @@ def test_file_is_plain_numeric_data_without_pickle(tmp_path):
     with np.load(path, allow_pickle=False) as archive:
         assert all(archive[name].dtype.kind in "biuf" for name in archive.files)
         header = json.loads(archive["header"].tobytes())
-    assert header["format_version"] == FORMAT_VERSION
+    assert header["format_version"] == 2  # version 3 only for epsilon-greedy settings (test_controls)
+    assert FORMAT_VERSION == 3
     assert header["library_version"] == __version__
     assert header["class"] == "CmabBernoulli"
     assert header["action_ids"] == ["a", "b", 3]

@@ -113,8 +113,11 @@ def default_policy(name: str, n_features: int) -> Any:
       +- 6.1 (prior sigma 1, 3 or 10 within noise; 300 steps worse, +32);
     - ``linear_ts``, ``lin_ucb``: their defaults (Laplace posterior, 20 Newton steps; LinUCB's
       ``alpha = 1``);
-    - ``neural_linear``: a body of one hidden layer of 16, 512 rows kept per action, 50 Adam steps
-      per update, otherwise its defaults;
+    - ``neural_linear``: a body of one hidden layer of 16, 2048 rows kept per action, 50 Adam steps
+      per update, otherwise its defaults. The buffer bounds the data its heads are refitted on
+      (linear TS keeps all of it in its statistics): measured on ``nonlinear`` (20 seeds, paired
+      against linear TS), 512 rows gave -4.0 +- 4.3 at 20 rounds x 100 rows, 2048 rows -7.3 +- 3.6,
+      and at 60 rounds 1024 rows -11.2 +- 9.1, 2048 rows -21.3 +- 9.6;
     - ``ensemble``: 10 members of one hidden layer of 16, each update refitting the latest 512 rows
       per action with 50 Adam steps, otherwise its defaults (streaming instead, the ensemble's
       default, had twice the regret on ``nonlinear`` and ``logistic``);
@@ -137,7 +140,7 @@ def default_policy(name: str, n_features: int) -> Any:
     if name == "lin_ucb":
         return p.LinUCB(n_features)
     if name == "neural_linear":
-        return p.NeuralLinear(p.Network(n_features, (HIDDEN,)), replay_capacity=512, num_steps=50)
+        return p.NeuralLinear(p.Network(n_features, (HIDDEN,)), replay_capacity=2048, num_steps=50)
     if name == "ensemble":
         return p.Ensemble(p.Network(n_features, (HIDDEN,)), n_members=10, num_steps=50, replay_capacity=512)
     if name == "epsilon_greedy":

@@ -229,18 +229,32 @@ def _config_to_json(config: dict) -> dict:
 
 
 def _strategy_to_json(strategy) -> dict:
-    name = type(strategy).__name__
-    if getattr(strategy_module, name, None) is not type(strategy):
+    name = strategy_module.strategy_name(type(strategy))
+    if name is None:
         raise TypeError(
-            f"strategy must be one of bandits_jax.strategy's classes to be saved, got {type(strategy)!r}"
+            f"strategy {type(strategy).__qualname__} must be registered to be saved: decorate the class "
+            "with bandits_jax.strategy.register_strategy"
         )
     fields = {}
     for field in dataclasses.fields(strategy):
         value = getattr(strategy, field.name)
-        if isinstance(value, (jax.Array, np.ndarray, np.generic)) and np.ndim(value) == 0:
-            value = np.asarray(value).item()
-        if not isinstance(value, (bool, int, float)):
-            raise TypeError(f"strategy field {field.name!r} must be a number to be saved, got {value!r}")
+        if isinstance(value, (jax.Array, np.ndarray, np.generic)):
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and not np.isfinite(arr).all()):
+                raise TypeError(
+                    f"strategy field {field.name!r} must hold finite numbers to be saved, got {value!r}"
+                )
+            if arr.ndim == 0:
+                value = arr.item()
+            else:
+                value = {"array": arr.tolist(), "dtype": arr.dtype.str, "shape": list(arr.shape)}
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise TypeError(f"strategy field {field.name!r} must be finite to be saved, got {value!r}")
+        elif not isinstance(value, (bool, int, float, str)):
+            raise TypeError(
+                f"strategy field {field.name!r} must be a number, a string or a numeric array to be "
+                f"saved, got {value!r}"
+            )
         fields[field.name] = value
     return {"class": name, "fields": fields}
 
@@ -492,10 +506,31 @@ def _exploration_from_json(spec: Any, action_ids: tuple):
 
 
 def _strategy_from_json(spec: dict):
-    cls = getattr(strategy_module, spec["class"], None)
-    if not (isinstance(cls, type) and issubclass(cls, strategy_module.Strategy)):
-        raise ModelFormatError(f"unknown strategy {spec['class']!r}")
-    return cls(**spec["fields"])
+    if not isinstance(spec, dict) or not isinstance(spec.get("fields"), dict):
+        raise ModelFormatError(f"strategy must hold class and fields, got {spec!r}")
+    cls = strategy_module.registered_strategies().get(spec.get("class"))
+    if cls is None:
+        raise ModelFormatError(
+            f"unknown strategy {spec.get('class')!r}: register its class with "
+            "bandits_jax.strategy.register_strategy before loading"
+        )
+    fields = {}
+    for name, value in spec["fields"].items():
+        if isinstance(value, dict):  # a numeric array
+            try:
+                dtype = _dtype(value["dtype"])
+                arr = np.asarray(value["array"], dtype=dtype)
+                ok = arr.shape == tuple(value["shape"]) and dtype.kind in "biuf"
+            except (KeyError, TypeError, ValueError) as err:
+                raise ModelFormatError(f"strategy field {name!r} is not a valid array: {err}") from None
+            if not ok:
+                raise ModelFormatError(f"strategy field {name!r} does not match its dtype and shape")
+            value = jnp.asarray(arr)
+        fields[name] = value
+    try:
+        return cls(**fields)
+    except (TypeError, ValueError) as err:
+        raise ModelFormatError(f"strategy {spec['class']!r} cannot be built from its fields: {err}") from None
 
 
 def _dtype(text: str) -> np.dtype:

@@ -42,6 +42,7 @@ from bandits_jax.strategy import ClassicBandit, Strategy
 __all__ = [
     "ArrayPrediction",
     "Bandit",
+    "Controls",
     "Exploration",
     "SviDivergenceWarning",
     "make_exploration",
@@ -54,43 +55,72 @@ __all__ = [
 # A model's key advances as ``key, sub = jax.random.split(key)`` per call, inside the jitted step
 # (a separate split would cost a fresh process about 0.2 s of compiling it on its own). The
 # simulation scans these same functions, so its draws are the object API's.
+class Controls(NamedTuple):
+    """The traced data of :class:`~bandits_jax._object.Exploration` for :func:`predict_step`: a
+    field left None (epsilon-greedy or limited actions unused) is absent from the program."""
+
+    epsilon: Any = None  # float32 scalar
+    default: Any = None  # int32 scalar, -1 for none
+    default_fraction: Any = None  # float32 scalar
+    limited: Any = None  # (n_actions,) bool
+    limited_fraction: Any = None  # float32 scalar
+
+
 @partial(jax.jit, static_argnames=("policy", "top_k"))
-def predict_step(policy, state, key, context, strategy, action_mask, explore=None, top_k=None):
+def predict_step(policy, state, key, context, strategy, action_mask, controls=None, top_k=None):
     """``(chosen, probs, logits), new_key`` of one prediction (jitted; ``policy`` and ``top_k``
     static). ``action_mask`` (traced) marks the actions allowed in this call.
 
-    ``explore``: None, or ``(epsilon, default)`` (traced: a new value compiles nothing), epsilon-
-    greedy on top of the strategy: each row explores with probability ``epsilon`` (it picks action
-    ``default``, or a uniformly random allowed action where ``default`` is -1) and otherwise applies
-    the strategy to the posterior *mean* scores. ``top_k``: ``chosen`` is ``(n_rows, top_k)``, the
-    allowed actions ranked best first by the scores an argmax strategy sees (the Thompson draw; with
-    ``explore``, the mean on exploiting rows and a random order, ``default`` first, on exploring
-    ones), so its first column is the single pick. Without either, the draws are exactly those of
-    the plain step (the exploration noise comes from a key folded off the draw's)."""
+    ``controls`` (:class:`Controls`, traced: new values compile nothing): ``limited`` actions
+    compete on a row only with probability ``limited_fraction`` (masked out otherwise, unless
+    nothing would be left); with ``epsilon``, each row explores with that probability, picking
+    ``default`` with probability ``default_fraction`` (-1: none) or else a uniformly random
+    allowed action, and otherwise applies the strategy to the posterior *mean* scores. ``top_k``:
+    ``chosen`` is ``(n_rows, top_k)``, the allowed actions ranked best first by the scores an
+    argmax strategy sees (the Thompson draw; with ``epsilon``, the mean on exploiting rows and a
+    random order, the default first, on exploring ones), so its first column is the single pick.
+    Without either, the draws are exactly those of the plain step (the controls' noise comes from
+    a key folded off the draw's)."""
     key, sub = jax.random.split(key)
     out = policy.predict(sub, state, context, strategy, action_mask)
     chosen = out.actions
-    if explore is None and top_k is None:
+    if controls is None and top_k is None:
         return (chosen, out.probs, out.logits), key
-    scores = jnp.where(action_mask, out.probs, -jnp.inf)
-    if explore is not None:
-        epsilon, default = explore
-        k_coin, k_order, k_greedy = jax.random.split(jax.random.fold_in(sub, _EXPLORE_STREAM), 3)
-        n, n_actions = out.probs.shape
-        mean = jnp.where(action_mask, out.mean_probs, -jnp.inf)
-        coin = jax.random.uniform(k_coin, (n,)) < epsilon
-        # a random order of the allowed actions (uniform scores in [0, 1)), the default first
-        order = jax.random.uniform(k_order, (n, n_actions))
-        order = jnp.where(action_mask, jnp.where(jnp.arange(n_actions) == default, 2.0, order), -jnp.inf)
-        chosen = jnp.where(coin, jnp.argmax(order, axis=1), strategy(mean, k_greedy))
-        scores = jnp.where(coin[:, None], order, mean)
+    n, n_actions = out.probs.shape
+    allowed = jnp.broadcast_to(action_mask, (n, n_actions))
+    scores = jnp.where(allowed, out.probs, -jnp.inf)
+    if controls is not None:
+        k_limit, k_strategy, k_coin, k_default, k_order, k_greedy = jax.random.split(
+            jax.random.fold_in(sub, _CONTROLS_STREAM), 6
+        )
+        if controls.limited is not None:
+            compete = jax.random.uniform(k_limit, (n,)) < controls.limited_fraction
+            narrowed = allowed & ~(controls.limited & ~compete[:, None])
+            allowed = jnp.where(narrowed.any(axis=1, keepdims=True), narrowed, allowed)
+            scores = jnp.where(allowed, out.probs, -jnp.inf)
+            chosen = strategy(scores, k_strategy)
+        if controls.epsilon is not None:
+            mean = jnp.where(allowed, out.mean_probs, -jnp.inf)
+            coin = jax.random.uniform(k_coin, (n,)) < controls.epsilon
+            use_default = (controls.default >= 0) & (
+                jax.random.uniform(k_default, (n,)) < controls.default_fraction
+            )
+            # a random order of the allowed actions (uniform scores in [0, 1)), the default first
+            order = jax.random.uniform(k_order, (n, n_actions))
+            first = use_default[:, None] & (jnp.arange(n_actions) == controls.default)
+            order = jnp.where(allowed, jnp.where(first, 2.0, order), -jnp.inf)
+            chosen = jnp.where(coin, jnp.argmax(order, axis=1), strategy(mean, k_greedy))
+            scores = jnp.where(coin[:, None], order, mean)
     if top_k is not None:
+        # actions a row's limit masked out rank after its allowed ones (and before forbidden ones)
+        low = jnp.min(jnp.where(allowed, scores, jnp.inf), axis=1, keepdims=True) - 1.0
+        scores = jnp.where(action_mask & ~allowed, low, scores)
         chosen = jax.lax.top_k(scores, top_k)[1]
     return (chosen, out.probs, out.logits), key
 
 
-# the fold_in constant of the exploration noise (any fixed number off the draw's key)
-_EXPLORE_STREAM = 0x45505331
+# the fold_in constant of the controls' noise (any fixed number off the draw's key)
+_CONTROLS_STREAM = 0x45505331
 
 
 @partial(jax.jit, static_argnames=("policy",))
@@ -286,6 +316,25 @@ class Bandit:
         exploration = self.exploration
         return None if exploration is None else exploration.default_action
 
+    @property
+    def default_action_fraction(self) -> float | None:
+        """PyBandits' ``default_action_fraction``: how often an exploring row picks the default
+        action rather than a random one (None: always)."""
+        exploration = self.exploration
+        return None if exploration is None else exploration.default_action_fraction
+
+    @property
+    def limited_actions(self) -> frozenset | None:
+        """PyBandits' ``limited_actions``: actions that compete on a row only with probability
+        :attr:`limited_action_fraction`."""
+        exploration = self.exploration
+        return None if exploration is None else exploration.limited_actions
+
+    @property
+    def limited_action_fraction(self) -> float | None:
+        exploration = self.exploration
+        return None if exploration is None else exploration.limited_action_fraction
+
     def _snapshot(self) -> tuple[Any, jax.Array]:
         """``(state, key)`` read together: one consistent pair under concurrent calls."""
         with self._lock:
@@ -305,7 +354,7 @@ class Bandit:
 
     # ------------------------------------------------------------------ predict and update
     def _call_controls(self, forbidden_actions, top_k) -> tuple[np.ndarray, Any, int | None]:
-        """The action mask, exploration data and ``top_k`` of one predict call, validated (before
+        """The action mask, :class:`Controls` and ``top_k`` of one predict call, validated (before
         anything changes): forbidden ids must be known and leave an action allowed, the default
         action must be allowed, ``top_k`` must be an int from 1 to the number of allowed actions
         and needs an argmax strategy."""
@@ -321,18 +370,31 @@ class Bandit:
                     "forbidden_actions forbids every action; at least one must stay allowed "
                     f"(actions: {list(self._action_ids)!r})"
                 )
-        explore = None
+        controls = None
         exploration = self.exploration
         if exploration is not None:
-            default = -1
-            if exploration.default_action is not None:
-                default = self._index[exploration.default_action]
-                if not mask[default]:
-                    raise ValueError(
-                        f"forbidden_actions holds the default_action {exploration.default_action!r}, which "
-                        "exploring rows pick; allow it or build the model without a default_action"
-                    )
-            explore = (np.float32(exploration.epsilon), np.int32(default))
+            controls = Controls()
+            if exploration.epsilon is not None:
+                default = -1
+                if exploration.default_action is not None:
+                    default = self._index[exploration.default_action]
+                    if not mask[default]:
+                        raise ValueError(
+                            f"forbidden_actions holds the default_action {exploration.default_action!r}, "
+                            "which exploring rows pick; allow it or build the model without a default_action"
+                        )
+                fraction = exploration.default_action_fraction
+                controls = controls._replace(
+                    epsilon=np.float32(exploration.epsilon),
+                    default=np.int32(default),
+                    default_fraction=np.float32(1.0 if fraction is None else fraction),
+                )
+            if exploration.limited_actions is not None:
+                limited = np.zeros(len(mask), bool)
+                limited[[self._index[a] for a in exploration.limited_actions]] = True
+                controls = controls._replace(
+                    limited=limited, limited_fraction=np.float32(exploration.limited_action_fraction)
+                )
         if top_k is not None:
             if isinstance(top_k, (bool, np.bool_)) or not isinstance(top_k, (int, np.integer)):
                 raise TypeError(f"top_k must be an int, got {top_k!r}")
@@ -345,7 +407,7 @@ class Bandit:
                     f"this model's strategy is {type(self._strategy).__name__}"
                 )
             top_k = int(top_k)
-        return mask, explore, top_k
+        return mask, controls, top_k
 
     def _predict_padded(
         self, context: np.ndarray, n: int, forbidden_actions=None, top_k=None
@@ -353,9 +415,9 @@ class Bandit:
         """Thompson sampling on ``context`` (already padded to a row bucket, ``n`` real rows).
         Non-finite draws (a context too large for the model) raise before the key advances."""
         n_actions = len(self._action_ids)
-        mask, explore, top_k = self._call_controls(forbidden_actions, top_k)
+        mask, controls, top_k = self._call_controls(forbidden_actions, top_k)
         # only the options in use are passed: the plain call is the simulation's, same program
-        options = {k: v for k, v in (("explore", explore), ("top_k", top_k)) if v is not None}
+        options = {k: v for k, v in (("controls", controls), ("top_k", top_k)) if v is not None}
         with self._lock:
             (chosen, probs, logits), new_key = predict_step(
                 self._policy, self._state, self._key, context, self._strategy, mask, **options

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numbers
 import threading
 import warnings
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import jax
@@ -68,38 +69,82 @@ def warn_saturated_ids(ids: list, stacklevel: int = 3) -> None:
 
 
 class Exploration(NamedTuple):
-    """Epsilon-greedy on top of the strategy (PyBandits' ``epsilon`` and ``default_action``): a
-    row explores with probability ``epsilon``, picking ``default_action`` (or, where it is None, a
-    uniformly random allowed action), and otherwise applies the strategy to the posterior *mean*."""
+    """PyBandits' exploration controls on top of the strategy.
 
-    epsilon: float
+    ``epsilon``: a row explores with this probability, picking ``default_action`` (with probability
+    ``default_action_fraction``, 1 when None) or else a uniformly random allowed action, and
+    otherwise applies the strategy to the posterior *mean*. ``limited_actions``: on each row they
+    compete only with probability ``limited_action_fraction`` (otherwise they are masked out, unless
+    that would leave no action)."""
+
+    epsilon: float | None = None
     default_action: Any = None
+    default_action_fraction: float | None = None
+    limited_actions: frozenset | None = None
+    limited_action_fraction: float | None = None
 
 
-def make_exploration(epsilon: Any, default_action: Any, ids: tuple) -> Exploration | None:
-    """``cold_start``'s ``epsilon`` and ``default_action``, validated (naming them). ``epsilon``
-    None or 0 means no exploration (PyBandits' falsy epsilon), and then a ``default_action`` is an
-    error, as in PyBandits."""
+def _fraction(name: str, value: Any, *, open_low: bool = False) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+    v = float(value)
+    if not (0.0 < v <= 1.0 if open_low else 0.0 <= v <= 1.0):  # NaN fails too
+        raise ValueError(f"{name} must lie in {'(0, 1]' if open_low else '[0, 1]'}, got {value!r}")
+    return v
+
+
+def _known_id(name: str, value: Any, ids: tuple) -> Any:
+    if isinstance(value, np.integer):
+        value = int(value)
+    try:
+        known = type(value) in (str, int) and value in ids
+    except TypeError:
+        known = False
+    if not known:
+        raise ValueError(f"{name} must be one of the actions {list(ids)!r}, got {value!r}")
+    return value
+
+
+def make_exploration(
+    epsilon: Any,
+    default_action: Any,
+    ids: tuple,
+    default_action_fraction: Any = None,
+    limited_actions: Any = None,
+    limited_action_fraction: Any = None,
+) -> Exploration | None:
+    """``cold_start``'s exploration arguments, validated with PyBandits' rules (naming them):
+    ``epsilon`` None or 0 means no epsilon-greedy (PyBandits' falsy epsilon), and then a
+    ``default_action`` is an error; ``default_action_fraction`` needs both; ``limited_actions`` and
+    ``limited_action_fraction`` go together, and the default action is never limited."""
     if epsilon is not None:
-        if isinstance(epsilon, (bool, np.bool_)) or not isinstance(epsilon, numbers.Real):
-            raise TypeError(f"epsilon must be a number in [0, 1], got {epsilon!r}")
-        if not 0.0 <= float(epsilon) <= 1.0:  # NaN fails too
-            raise ValueError(f"epsilon must lie in [0, 1], got {epsilon!r}")
+        epsilon = _fraction("epsilon", epsilon)
     if not epsilon:
+        epsilon = None
         if default_action is not None:
             raise ValueError(
                 f"default_action {default_action!r} needs epsilon > 0: it is the action exploring rows pick"
             )
-        return None
     if default_action is not None:
-        if isinstance(default_action, np.integer):
-            default_action = int(default_action)
-        try:
-            known = default_action in ids and type(default_action) in (str, int)
-        except TypeError:
-            known = False
-        if not known:
-            raise ValueError(
-                f"default_action must be one of the actions {list(ids)!r}, got {default_action!r}"
-            )
-    return Exploration(float(epsilon), default_action)
+        default_action = _known_id("default_action", default_action, ids)
+    if default_action_fraction is not None:
+        if default_action is None:
+            raise ValueError("default_action_fraction needs epsilon > 0 and a default_action")
+        default_action_fraction = _fraction("default_action_fraction", default_action_fraction, open_low=True)
+    if limited_actions is not None:
+        if isinstance(limited_actions, (str, bytes)) or not isinstance(limited_actions, Iterable):
+            raise TypeError(f"limited_actions must be a set of action ids, got {limited_actions!r}")
+        limited_actions = frozenset(_known_id("limited_actions", a, ids) for a in limited_actions) or None
+    if (limited_actions is None) != (limited_action_fraction is None):
+        raise ValueError("limited_actions and limited_action_fraction must be given together")
+    if limited_actions is not None:
+        if default_action is not None and default_action in limited_actions:
+            raise ValueError(f"limited_actions must not hold the default_action {default_action!r}")
+        limited_action_fraction = _fraction("limited_action_fraction", limited_action_fraction)
+    else:
+        limited_actions = None
+    if epsilon is None and limited_actions is None:
+        return None
+    return Exploration(
+        epsilon, default_action, default_action_fraction, limited_actions, limited_action_fraction
+    )

@@ -152,6 +152,9 @@ class CmabBernoulli(Bandit):
         policy_kwargs: Mapping[str, Any] | None = None,
         epsilon=None,
         default_action=None,
+        default_action_fraction=None,
+        limited_actions=None,
+        limited_action_fraction=None,
     ) -> CmabBernoulli:
         """A model whose every action's posterior is the prior.
 
@@ -185,6 +188,13 @@ class CmabBernoulli(Bandit):
                 (the draw is already random); exploiting the mean is epsilon-greedy as Sutton and
                 Barto define it. None or 0: plain Thompson sampling.
             default_action: the action exploring rows pick (needs ``epsilon``).
+            default_action_fraction: in (0, 1]: an exploring row picks ``default_action`` with
+                this probability and a uniformly random allowed action otherwise (None: always
+                the default), as PyBandits.
+            limited_actions, limited_action_fraction: a set of actions (never the default one)
+                that compete on a row only with probability ``limited_action_fraction`` and are
+                masked out otherwise (unless no action would be left), as PyBandits, e.g. to
+                keep new arms from being over-explored.
 
         Examples:
             >>> mab = CmabBernoulli.cold_start(["x", "y"], n_features=2, hidden_dim_list=[8])
@@ -199,7 +209,9 @@ class CmabBernoulli(Bandit):
             config = make_config(*args, dist_params_init, update_kwargs)
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
-        exploration = make_exploration(epsilon, default_action, ids)
+        exploration = make_exploration(
+            epsilon, default_action, ids, default_action_fraction, limited_actions, limited_action_fraction
+        )
         key = val.key_from_seed(val.random_seed(random_seed))
         return cls._from_padded(
             ids, config, cls._cold_state(config, val.action_bucket(len(ids))), strategy, key, exploration
@@ -242,7 +254,8 @@ class CmabBernoulli(Bandit):
             raise ValueError(f"config must hold exactly the fields {sorted(names)}, got {fields!r}")
         fields = dict(fields)
         fields["hidden_dim_list"] = tuple(fields["hidden_dim_list"])
-        fields["optimizer_kwargs"] = tuple((k, _tuples(v)) for k, v in fields["optimizer_kwargs"])
+        for key in ("optimizer_kwargs", "lr_scheduler_kwargs"):
+            fields[key] = tuple((k, _tuples(v)) for k, v in fields[key])
         return CmabConfig(**fields)
 
     def _check_transfer(self, current: Bandit, common: list) -> None:
@@ -482,7 +495,12 @@ def _posterior_mean_logits(policy, state, context) -> jax.Array:
 
 # CmabConfig fields added after format version 2 was fixed, with the value that reproduces how a
 # model saved before them behaved.
-_ADDED_FIELDS = {"init_scale": None}
+_ADDED_FIELDS = {
+    "init_scale": None,
+    "kl_annealing_fraction": None,
+    "lr_scheduler_type": None,
+    "lr_scheduler_kwargs": (),
+}
 
 
 def _tuples(value):

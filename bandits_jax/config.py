@@ -36,6 +36,9 @@ UPDATE_KEYS = (
     "num_particles",
     "gradient_clip_norm",
     "init_scale",
+    "kl_annealing_fraction",
+    "lr_scheduler_type",
+    "lr_scheduler_kwargs",
 )
 
 
@@ -91,6 +94,9 @@ class SviSettings:
     num_particles: int = 1
     gradient_clip_norm: float | None = None
     init_scale: float | None = None
+    kl_annealing_fraction: float | None = None
+    lr_scheduler_type: str | None = None
+    lr_scheduler_kwargs: tuple[tuple[str, Any], ...] = ()
 
 
 # The field annotations are the normalised types; __init__ takes wider input on purpose (NumPy
@@ -144,6 +150,9 @@ class CmabConfig:
     num_particles: int = 1
     gradient_clip_norm: float | None = None
     init_scale: float | None = None
+    kl_annealing_fraction: float | None = None
+    lr_scheduler_type: str | None = None
+    lr_scheduler_kwargs: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self):
         name = _ERROR_NAMES.get()  # how errors name the settings (make_config: PyBandits' names)
@@ -152,6 +161,10 @@ class CmabConfig:
             value = getattr(self, field.name)
             if field.name == "optimizer_kwargs":
                 value = _plain_optimizer_kwargs(value, name)
+            elif field.name == "lr_scheduler_kwargs":
+                value = _plain_optimizer_kwargs(
+                    value, name, field="lr_scheduler_kwargs", reserved=("init_value",)
+                )
             elif field.name == "hidden_dim_list" and isinstance(value, tuple):
                 value = tuple(_plain_scalar(w) for w in value)
             else:
@@ -180,7 +193,14 @@ class CmabConfig:
             _check_finite(name("gradient_clip_norm"), self.gradient_clip_norm, positive=True)
         if self.init_scale is not None:
             _check_finite(name("init_scale"), self.init_scale, positive=True)
+        if self.kl_annealing_fraction is not None:
+            _check_finite(name("kl_annealing_fraction"), self.kl_annealing_fraction, positive=True)
+            if self.kl_annealing_fraction > 1:
+                raise ValueError(
+                    f"{name('kl_annealing_fraction')} must lie in (0, 1], got {self.kl_annealing_fraction!r}"
+                )
         _check_optimizer(self, name)
+        _check_schedule(self, name)
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -205,6 +225,9 @@ class CmabConfig:
             "num_particles": self.num_particles,
             "gradient_clip_norm": self.gradient_clip_norm,
             "init_scale": self.init_scale,
+            "kl_annealing_fraction": self.kl_annealing_fraction,
+            "lr_scheduler_type": self.lr_scheduler_type,
+            "lr_scheduler_kwargs": dict(self.lr_scheduler_kwargs) if self.lr_scheduler_type else None,
         }
 
     @property
@@ -288,6 +311,13 @@ def _parse_update_kwargs(update_kwargs: Mapping[str, Any] | None) -> dict[str, A
             "is update_kwargs['optimizer_kwargs']['step_size']"
         )
     out["optimizer_kwargs"] = opt_kwargs  # CmabConfig normalises it to sorted (key, value) pairs
+    schedule_kwargs = update_kwargs.get("lr_scheduler_kwargs")
+    if schedule_kwargs is None:
+        out.pop("lr_scheduler_kwargs", None)
+    elif not isinstance(schedule_kwargs, Mapping):
+        raise TypeError(f"update_kwargs['lr_scheduler_kwargs'] must be a dict, got {schedule_kwargs!r}")
+    elif schedule_kwargs and update_kwargs.get("lr_scheduler_type") is None:
+        raise ValueError("update_kwargs['lr_scheduler_kwargs'] needs update_kwargs['lr_scheduler_type']")
     return out
 
 
@@ -312,7 +342,49 @@ def optimizer(config: CmabConfig | SviSettings) -> optax.GradientTransformation:
     """The SVI's optimizer: ``optax.<optimizer_type>(learning_rate=step_size, **optimizer_kwargs)``,
     preceded by ``optax.clip_by_global_norm(gradient_clip_norm)`` when that is set."""
     factory = getattr(optax, config.optimizer_type)
-    return _build_optimizer(factory, config.step_size, config.optimizer_kwargs, config.gradient_clip_norm)
+    return _build_optimizer(
+        factory, learning_rate(config), config.optimizer_kwargs, config.gradient_clip_norm
+    )
+
+
+def learning_rate(config: CmabConfig | SviSettings) -> float | optax.Schedule:
+    """``step_size``, or with ``lr_scheduler_type`` the optax schedule
+    ``optax.<lr_scheduler_type>(init_value=step_size, **lr_scheduler_kwargs)`` (PyBandits' form),
+    stepped once per SVI step and restarted by every update."""
+    if config.lr_scheduler_type is None:
+        return config.step_size
+    return getattr(optax, config.lr_scheduler_type)(
+        init_value=config.step_size, **dict(config.lr_scheduler_kwargs)
+    )
+
+
+_SCHEDULE_TYPE = "the name of an optax schedule that takes init_value, such as 'exponential_decay' or 'cosine_decay_schedule'"
+
+
+def _check_schedule(config: CmabConfig, names: _Names = _CORE_NAMES) -> None:
+    """Refuse a learning-rate schedule that cannot be built or does not give a scalar rate."""
+    type_key, kwargs_key = names("lr_scheduler_type"), names("lr_scheduler_kwargs")
+    name = config.lr_scheduler_type
+    if name is None:
+        if config.lr_scheduler_kwargs:
+            raise ValueError(f"{kwargs_key} needs {type_key}")
+        return
+    if not isinstance(name, str):
+        raise TypeError(f"{type_key} must be {_SCHEDULE_TYPE}, got {name!r}")
+    factory = None if name.startswith("_") else getattr(optax, name, None)
+    try:
+        parameters = inspect.signature(factory).parameters if callable(factory) else {}
+    except (TypeError, ValueError):
+        parameters = {}
+    if "init_value" not in parameters:
+        raise ValueError(f"{type_key} must be {_SCHEDULE_TYPE}, got {name!r}")
+    try:
+        schedule = learning_rate(config)
+        rate = jax.eval_shape(schedule, jax.ShapeDtypeStruct((), jnp.int32))
+    except Exception as err:  # noqa: BLE001 (optax raises anything on bad arguments)
+        raise ValueError(f"{kwargs_key} cannot build optax.{name}: {err}") from None
+    if getattr(rate, "shape", None) != ():
+        raise ValueError(f"{type_key} {name!r} must give a scalar learning rate per step, got {rate!r}")
 
 
 def _build_optimizer(factory, step_size, kwargs, clip) -> optax.GradientTransformation:
@@ -436,9 +508,15 @@ def _plain_scalar(value: Any) -> Any:
     return value
 
 
-def _plain_optimizer_kwargs(value: Any, names: _Names = _CORE_NAMES) -> tuple[tuple[str, Any], ...]:
-    """``optimizer_kwargs`` (a dict or ``(key, value)`` pairs) as sorted pairs of JSON data."""
-    kwargs_key = names("optimizer_kwargs")
+def _plain_optimizer_kwargs(
+    value: Any,
+    names: _Names = _CORE_NAMES,
+    field: str = "optimizer_kwargs",
+    reserved=("step_size", "learning_rate"),
+) -> tuple[tuple[str, Any], ...]:
+    """``optimizer_kwargs`` (or ``lr_scheduler_kwargs``: ``field``; a dict or ``(key, value)``
+    pairs) as sorted pairs of JSON data; the ``reserved`` keys are set from ``step_size``."""
+    kwargs_key = names(field)
     if isinstance(value, Mapping):
         pairs = list(value.items())
     elif isinstance(value, (tuple, list)) and all(
@@ -454,10 +532,10 @@ def _plain_optimizer_kwargs(value: Any, names: _Names = _CORE_NAMES) -> tuple[tu
             raise TypeError(f"{kwargs_key} keys must be strings, got {key!r}")
         if key in out:
             raise ValueError(f"{kwargs_key}[{key!r}] is given twice")
-        if key in ("step_size", "learning_rate"):
+        if key in reserved:
+            what = "an optimizer keyword" if field == "optimizer_kwargs" else "a schedule keyword"
             raise ValueError(
-                f"{kwargs_key}[{key!r}] is not an optimizer keyword here: the learning rate is the "
-                "config's step_size field"
+                f"{kwargs_key}[{key!r}] is not {what} here: the learning rate is the config's step_size field"
             )
         out[key] = _plain_kwarg(key, v, names)
     return tuple(sorted(out.items()))

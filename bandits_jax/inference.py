@@ -15,6 +15,7 @@ an update come from one vectorised call before the loop (see :func:`draws`).
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -73,8 +74,10 @@ def _neg_elbo(
     y: Float[Array, " rows"],
     mask: Bool[Array, " rows"],
     data_scale: Array,
+    kl_weight: Array | None = None,
 ) -> Array:
-    """numpyro's ``TraceMeanField_ELBO`` loss of one particle, written out for this model.
+    """numpyro's ``TraceMeanField_ELBO`` loss of one particle, written out for this model
+    (``kl_weight``: the KL term's factor while it is annealed, see :func:`kl_weights`).
 
     The model is ``w ~ prior``, ``y_i ~ Bernoulli(logits=mlp_w(x_i))`` on the masked rows with the
     likelihood scaled by ``data_scale``; the guide is ``w ~ Normal(loc, exp(log_scale))`` drawn as
@@ -91,7 +94,20 @@ def _neg_elbo(
         kl = jnp.sum(kl_divergence(guide, prior))
     else:
         kl = jnp.sum(guide.log_prob(w)) - jnp.sum(prior.log_prob(w))
+    if kl_weight is not None:
+        kl = kl * kl_weight
     return kl - log_lik
+
+
+def kl_weights(config: FitSettings, dtype=jnp.float32) -> Array | None:
+    """The KL term's factor per SVI step under ``kl_annealing_fraction`` (PyBandits' schedule): a
+    linear warm-up ``min(1, (t + 1) / W)`` over ``W = max(1, ceil(fraction * num_steps))`` steps,
+    never 0; None without annealing (the loss is then exactly the ELBO)."""
+    fraction = config.svi.kl_annealing_fraction
+    if fraction is None:
+        return None
+    warmup = max(1, math.ceil(fraction * config.svi.num_steps))
+    return jnp.minimum(1.0, (jnp.arange(config.svi.num_steps, dtype=dtype) + 1) / warmup)
 
 
 # Pre-drawn randomness per update, in numbers (64 MiB of float32): one vectorised draw before the
@@ -148,7 +164,8 @@ def _fit_one(
         if config.svi.num_particles == 1:
             return particle(params, eps[0], *data)
         # numpyro's mean over particles, vectorised.
-        losses, grads = jax.vmap(particle, in_axes=(None, 0, None, None, None, None))(params, eps, *data)
+        in_axes = (None, 0) + (None,) * len(data)
+        losses, grads = jax.vmap(particle, in_axes=in_axes)(params, eps, *data)
         return losses.mean(), grads.mean(axis=0)
 
     opt = _optimizer(config)
@@ -175,8 +192,15 @@ def _fit_one(
     else:
         steps = jax.random.split(randomness, config.svi.num_steps)
 
+    weights = kl_weights(config, x.dtype)
+    if weights is not None:
+        steps = (steps, weights)
+
     def step(carry, draws):
         params, opt_state = carry
+        kl_weight = None
+        if weights is not None:
+            draws, kl_weight = draws
         if not isinstance(draws, _Draws):
             draws = _draw(config, draws, prior_loc.size, rows, x.dtype)
         if _minibatch(config, rows):
@@ -186,6 +210,8 @@ def _fit_one(
             data = (x[idx], y[idx], mask[idx], n_valid.astype(x.dtype) / config.svi.batch_size)
         else:
             data = (x, y, mask, one)
+        if kl_weight is not None:
+            data = (*data, kl_weight)
         loss, grads = loss_and_grad(params, draws.eps, *data)
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss

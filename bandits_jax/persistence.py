@@ -12,7 +12,8 @@ The header holds ``format`` and ``format_version`` (this module writes version
 order (str or int), the ``counts`` (``n_successes`` / ``n_failures``, for people reading the
 header), the ``strategy`` (class name and numeric fields), the PRNG key's implementation, a
 manifest of the ``arrays`` (name, dtype, shape) and a ``sha256`` of the header and every array.
-A model with epsilon-greedy settings adds ``exploration`` (``epsilon``, ``default_action``) and is
+A model with exploration settings adds ``exploration`` (``epsilon``, ``default_action``,
+``default_action_fraction``, ``limited_actions``, ``limited_action_fraction``) and is
 written as version 3, which older readers refuse rather than drop the settings; any other model is
 written as version 2, as before.
 
@@ -202,7 +203,15 @@ def _encode(model) -> tuple[dict, list[np.ndarray]]:
     if exploration is not None:
         # only a model with these settings needs version 3: the others stay readable by version 2
         header["format_version"] = 3
-        header["exploration"] = {"epsilon": exploration.epsilon, "default_action": exploration.default_action}
+        limited = exploration.limited_actions
+        header["exploration"] = {
+            "epsilon": exploration.epsilon,
+            "default_action": exploration.default_action,
+            "default_action_fraction": exploration.default_action_fraction,
+            # in the model's action order, so the header is deterministic
+            "limited_actions": None if limited is None else [a for a in model.action_ids if a in limited],
+            "limited_action_fraction": exploration.limited_action_fraction,
+        }
     header["sha256"] = _digest(header, arrays)
     return header, arrays
 
@@ -494,14 +503,23 @@ def _exploration_from_json(spec: Any, action_ids: tuple):
         return None
     from bandits_jax._object import make_exploration
 
-    if not isinstance(spec, dict) or set(spec) != {"epsilon", "default_action"}:
-        raise ModelFormatError(f"exploration must hold epsilon and default_action, got {spec!r}")
+    names = (
+        "epsilon",
+        "default_action",
+        "default_action_fraction",
+        "limited_actions",
+        "limited_action_fraction",
+    )
+    if not isinstance(spec, dict) or set(spec) != set(names):
+        raise ModelFormatError(f"exploration must hold exactly {list(names)}, got {spec!r}")
     try:
-        exploration = make_exploration(spec["epsilon"], spec["default_action"], action_ids)
+        exploration = make_exploration(
+            spec["epsilon"], spec["default_action"], action_ids, *(spec[k] for k in names[2:])
+        )
     except (TypeError, ValueError) as err:
         raise ModelFormatError(f"exploration: {err}") from None
     if exploration is None:
-        raise ModelFormatError(f"exploration must have epsilon > 0, got {spec!r}")
+        raise ModelFormatError(f"exploration must set epsilon or limited_actions, got {spec!r}")
     return exploration
 
 

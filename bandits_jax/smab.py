@@ -116,6 +116,9 @@ class SmabBernoulli(Bandit):
         random_seed: int | None = None,
         epsilon=None,
         default_action=None,
+        default_action_fraction=None,
+        limited_actions=None,
+        limited_action_fraction=None,
     ) -> SmabBernoulli:
         """Every action starts at ``Beta(1, 1)``; ``random_seed=None`` draws the seed from NumPy's
         global generator. ``epsilon`` and ``default_action``: epsilon-greedy on top of the strategy,
@@ -124,7 +127,9 @@ class SmabBernoulli(Bandit):
         ids = val.action_ids_tuple(action_ids)
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
-        exploration = make_exploration(epsilon, default_action, ids)
+        exploration = make_exploration(
+            epsilon, default_action, ids, default_action_fraction, limited_actions, limited_action_fraction
+        )
         key = val.key_from_seed(val.random_seed(random_seed))
         return cls._from_padded(ids, None, init(val.action_bucket(len(ids))), strategy, key, exploration)
 

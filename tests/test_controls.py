@@ -195,3 +195,90 @@ def test_settings_save_load_and_transfer(tmp_path):
     assert edit_model_on_the_fly(mab, plain).epsilon is None
     smab = SmabBernoulli.cold_start(["x", "y"], epsilon=0.1, random_seed=0)
     assert SmabBernoulli.from_state(smab.get_state()).epsilon == 0.1
+
+
+def test_default_action_fraction_splits_the_exploring_rows():
+    # 'a' is the mean's best; exploring rows (epsilon 0.4) pick the default 'b' with probability
+    # 0.5 and a uniform action (a or b) otherwise: P(b) = 0.4 * (0.5 + 0.5 / 2) = 0.3
+    chosen, _ = _smab_a_ahead(epsilon=0.4, default_action="b", default_action_fraction=0.5).predict_arrays(N)
+    _within(float(np.mean(chosen == "b")), 0.3)
+
+
+def test_limited_actions_compete_at_their_rate():
+    # 'n' (Beta(41, 1)) is limited to compete on 20% of the rows, against 'a' (Beta(2, 1)) and 'b'
+    # (Beta(1, 1)). Competing, it wins with P(X > max(A, B)) = int 41 x^40 x^2 x dx = 41/44 and comes
+    # last with P(X < min(A, B)) = 1 - 41/42 - 41/43 + 41/44; sitting out, it is never chosen
+    mab = SmabBernoulli.cold_start(
+        ["a", "b", "n"], random_seed=1, limited_actions={"n"}, limited_action_fraction=0.2
+    )
+    mab.update(["n"] * 40 + ["a"], [1] * 41)
+    assert mab.limited_actions == frozenset({"n"}) and mab.epsilon is None
+    chosen, _ = mab.predict_arrays(N)
+    _within(float(np.mean(chosen == "n")), 0.2 * 41 / 44)
+    # a limited action is still ranked, last on the rows where it sits out
+    ranked, _ = mab.predict_arrays(N, top_k=3)
+    assert {tuple(sorted(r)) for r in ranked.tolist()} == {("a", "b", "n")}
+    last = 1 - 41 / 42 - 41 / 43 + 41 / 44
+    _within(float(np.mean(ranked[:, 2] == "n")), 0.8 + 0.2 * last)
+    _within(float(np.mean(ranked[:, 0] == "n")), 0.2 * 41 / 44)
+    # never masked down to nothing: limiting every action leaves them all competing
+    every = SmabBernoulli.cold_start(
+        ["a", "b"], random_seed=0, limited_actions={"a", "b"}, limited_action_fraction=0.0
+    )
+    assert set(every.predict_arrays(1000)[0].tolist()) == {"a", "b"}
+
+
+BAD_PYBANDITS_RULES = [
+    ({"epsilon": 0.1, "default_action_fraction": 0.5}, ValueError, "default_action_fraction needs"),
+    ({"epsilon": 0.1, "default_action": "a", "default_action_fraction": 0.0}, ValueError, "(0, 1]"),
+    ({"limited_actions": {"a"}}, ValueError, "must be given together"),
+    ({"limited_action_fraction": 0.5}, ValueError, "must be given together"),
+    (
+        {"limited_actions": {"z"}, "limited_action_fraction": 0.5},
+        ValueError,
+        "limited_actions must be one of",
+    ),
+    ({"limited_actions": "a", "limited_action_fraction": 0.5}, TypeError, "limited_actions must be a set"),
+    (
+        {"limited_actions": {"a"}, "limited_action_fraction": 1.5},
+        ValueError,
+        "limited_action_fraction must lie",
+    ),
+    (
+        {"epsilon": 0.1, "default_action": "a", "limited_actions": {"a"}, "limited_action_fraction": 0.5},
+        ValueError,
+        "must not hold the default_action",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "message"), BAD_PYBANDITS_RULES)
+def test_pybandits_rules_for_fractions_and_limited_actions(kwargs, exc, message):
+    for build in (
+        lambda: CmabBernoulli.cold_start(["a", 1], n_features=2, **kwargs),
+        lambda: SmabBernoulli.cold_start(["a", 1], **kwargs),
+    ):
+        with pytest.raises(exc) as info:
+            build()
+        assert message in str(info.value)
+
+
+def test_fractions_and_limited_actions_save_and_transfer():
+    kwargs = dict(
+        epsilon=0.2,
+        default_action="a",
+        default_action_fraction=0.3,
+        limited_actions={"c", "b"},
+        limited_action_fraction=0.6,
+    )
+    mab = CmabBernoulli.cold_start(["a", "b", "c"], n_features=2, random_seed=8, **kwargs)
+    back = CmabBernoulli.from_state(mab.get_state())
+    assert back.exploration == mab.exploration
+    assert json.loads(mab.get_state()[1])["exploration"]["limited_actions"] == ["b", "c"]
+    x = np.random.default_rng(5).normal(size=(256, 2))
+    np.testing.assert_array_equal(back.predict_arrays(x).actions, mab.predict_arrays(x).actions)
+    template = CmabBernoulli.cold_start(
+        ["a", "c"], n_features=2, limited_actions={"c"}, limited_action_fraction=0.1
+    )
+    moved = edit_model_on_the_fly(mab, template)
+    assert moved.limited_actions == frozenset({"c"}) and moved.epsilon is None

@@ -1,0 +1,142 @@
+"""PyBandits' SVI options (issue 12 item 4, part): ``kl_annealing_fraction`` (the KL term warmed
+up linearly, PyBandits' schedule) and ``lr_scheduler_type`` / ``lr_scheduler_kwargs`` (an optax
+schedule started at ``step_size``): exact schedules, their effect on the fit, validation naming
+the key, and the settings through save/load."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+
+from bandits_jax import config as config_module
+from bandits_jax import inference
+from bandits_jax.cmab import CmabBernoulli
+from bandits_jax.config import CmabConfig
+from bandits_jax.policies import BnnTS, Network, SviSettings
+
+
+def _fit(svi: SviSettings, key=0, n_features=3):
+    policy = BnnTS(Network(n_features, (4,)), svi=svi)
+    state = policy.init(2, mu=0.0, sigma=1.0)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 32, n_features)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 2, (2, 32)), jnp.float32)
+    mask = jnp.ones((2, 32), bool)
+    return state, inference.fit(policy, state.loc, state.scale, x, y, mask, jax.random.key(key))
+
+
+@pytest.mark.parametrize(("fraction", "steps"), [(0.25, 10), (1.0, 7), (0.5, 1), (1e-9, 5)])
+def test_kl_weights_are_pybandits_linear_warmup(fraction, steps):
+    weights = np.asarray(
+        inference.kl_weights(BnnTS(Network(2), svi=SviSettings(steps, kl_annealing_fraction=fraction)))
+    )
+    warmup = max(1, math.ceil(fraction * steps))
+    np.testing.assert_allclose(weights, np.minimum(1.0, (np.arange(steps) + 1) / warmup), rtol=1e-6)
+    assert weights[0] > 0 and weights[-1] == 1.0
+    assert inference.kl_weights(BnnTS(Network(2), svi=SviSettings(steps))) is None
+
+
+def test_the_annealed_loss_scales_only_the_kl_term():
+    loc, log_scale = jnp.array([0.3, -0.2, 0.1]), jnp.array([-1.0, -0.5, -2.0])
+    prior = dist.Normal(jnp.zeros(3), jnp.ones(3))
+    unravel = lambda w: lambda xi: xi @ w[:2] + w[2]  # noqa: E731 (a linear model as the network)
+    params, eps = jnp.stack([loc, log_scale]), jnp.array([0.5, -1.0, 0.2])
+    x, y, mask = jnp.array([[1.0, 2.0], [0.5, -1.0]]), jnp.array([1.0, 0.0]), jnp.array([True, True])
+    cfg = BnnTS(Network(2), svi=SviSettings(10))
+    plain = inference._neg_elbo(cfg, unravel, prior, params, eps, x, y, mask, jnp.float32(1.0))
+    annealed = inference._neg_elbo(cfg, unravel, prior, params, eps, x, y, mask, jnp.float32(1.0), jnp.float32(0.25))
+    kl = jnp.sum(dist.kl_divergence(dist.Normal(loc, jnp.exp(log_scale)), prior))
+    np.testing.assert_allclose(plain - annealed, 0.75 * kl, rtol=1e-5)
+
+
+def test_annealing_changes_the_fit_and_a_one_step_warmup_does_not():
+    _, plain = _fit(SviSettings(20, step_size=0.05))
+    _, same = _fit(SviSettings(20, step_size=0.05, kl_annealing_fraction=1e-9))  # W = 1: every weight 1
+    _, annealed = _fit(SviSettings(20, step_size=0.05, kl_annealing_fraction=1.0))
+    # (a factor of exactly 1; XLA may fuse the product differently: equal to rounding)
+    np.testing.assert_allclose(np.asarray(same.losses), np.asarray(plain.losses), rtol=1e-6)
+    # step 0 starts at the prior (KL 0, and its gradient 0): same loss and same first update; from
+    # then on the down-weighted KL lowers the loss
+    np.testing.assert_allclose(annealed.losses[:, 0], plain.losses[:, 0], rtol=1e-6)
+    assert (annealed.losses[:, 1] < plain.losses[:, 1]).all()
+
+
+def test_a_schedule_sets_the_learning_rate_per_step():
+    svi = SviSettings(
+        1,
+        step_size=0.1,
+        lr_scheduler_type="exponential_decay",
+        lr_scheduler_kwargs=(("decay_rate", 0.5), ("transition_steps", 2)),
+    )
+    schedule = config_module.learning_rate(svi)
+    np.testing.assert_allclose([schedule(t) for t in range(5)], 0.1 * 0.5 ** (np.arange(5) / 2), rtol=1e-6)
+    assert config_module.learning_rate(SviSettings(step_size=0.1)) == 0.1
+    # a rate that collapses after the first step leaves the posterior one Adam step (at most
+    # step_size per weight) from where it started; without the schedule it travels further
+    step = 0.05
+    frozen = SviSettings(
+        50,
+        step_size=step,
+        lr_scheduler_type="exponential_decay",
+        lr_scheduler_kwargs=(("decay_rate", 1e-6), ("staircase", True), ("transition_steps", 1)),
+    )
+    state, fit = _fit(frozen)
+    moved = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.abs(a - b).max(), fit.loc, state.loc))
+    assert max(float(m) for m in moved) <= step * 1.01
+    state, fit = _fit(SviSettings(50, step_size=step))
+    moved = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.abs(a - b).max(), fit.loc, state.loc))
+    assert max(float(m) for m in moved) > 3 * step
+
+
+BAD = [
+    ({"kl_annealing_fraction": 0.0}, "update_kwargs['kl_annealing_fraction']"),
+    ({"kl_annealing_fraction": 1.5}, "must lie in (0, 1]"),
+    ({"kl_annealing_fraction": "half"}, "update_kwargs['kl_annealing_fraction'] must be a number"),
+    (
+        {"lr_scheduler_type": "adam"},
+        "update_kwargs['lr_scheduler_type'] must be the name of an optax schedule",
+    ),
+    ({"lr_scheduler_type": 3}, "update_kwargs['lr_scheduler_type'] must be the name of an optax schedule"),
+    ({"lr_scheduler_type": "exponential_decay"}, "update_kwargs['lr_scheduler_kwargs'] cannot build"),
+    ({"lr_scheduler_kwargs": {"decay_rate": 0.5}}, "needs update_kwargs['lr_scheduler_type']"),
+    (
+        {"lr_scheduler_type": "cosine_decay_schedule", "lr_scheduler_kwargs": [1]},
+        "lr_scheduler_kwargs'] must be a dict",
+    ),
+    (
+        {
+            "lr_scheduler_type": "cosine_decay_schedule",
+            "lr_scheduler_kwargs": {"decay_steps": 5, "init_value": 1.0},
+        },
+        "['init_value'] is not a schedule keyword",
+    ),
+]
+
+
+@pytest.mark.parametrize(("update_kwargs", "message"), BAD)
+def test_bad_options_name_the_key(update_kwargs, message):
+    with pytest.raises((TypeError, ValueError)) as info:
+        CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs=update_kwargs)
+    assert message in str(info.value)
+
+
+def test_core_names_and_save_load():
+    with pytest.raises(ValueError, match="^kl_annealing_fraction must lie"):
+        CmabConfig(n_features=2, kl_annealing_fraction=2.0)
+    kwargs = {
+        "num_steps": 5,
+        "kl_annealing_fraction": 0.4,
+        "lr_scheduler_type": "cosine_decay_schedule",
+        "lr_scheduler_kwargs": {"decay_steps": 5, "alpha": 0.1},
+    }
+    mab = CmabBernoulli.cold_start(["a", "b"], n_features=2, update_kwargs=kwargs, random_seed=0)
+    assert {k: mab.update_kwargs[k] for k in kwargs} == kwargs
+    back = CmabBernoulli.from_state(mab.get_state())
+    assert back.config == mab.config and back.update_kwargs == mab.update_kwargs
+    x = np.random.default_rng(1).normal(size=(8, 2))
+    np.testing.assert_array_equal(
+        back.update(["a", "b"] * 4, [1, 0] * 4, x).losses, mab.update(["a", "b"] * 4, [1, 0] * 4, x).losses
+    )

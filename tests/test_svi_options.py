@@ -47,7 +47,9 @@ def test_the_annealed_loss_scales_only_the_kl_term():
     x, y, mask = jnp.array([[1.0, 2.0], [0.5, -1.0]]), jnp.array([1.0, 0.0]), jnp.array([True, True])
     cfg = BnnTS(Network(2), svi=SviSettings(10))
     plain = inference._neg_elbo(cfg, unravel, prior, params, eps, x, y, mask, jnp.float32(1.0))
-    annealed = inference._neg_elbo(cfg, unravel, prior, params, eps, x, y, mask, jnp.float32(1.0), jnp.float32(0.25))
+    annealed = inference._neg_elbo(
+        cfg, unravel, prior, params, eps, x, y, mask, jnp.float32(1.0), jnp.float32(0.25)
+    )
     kl = jnp.sum(dist.kl_divergence(dist.Normal(loc, jnp.exp(log_scale)), prior))
     np.testing.assert_allclose(plain - annealed, 0.75 * kl, rtol=1e-5)
 

@@ -490,6 +490,29 @@ class Bandit:
             warn_saturated_ids(saturated, stacklevel=2)
         return info
 
+    # ------------------------------------------------------------------ reset
+    def reset(self, action_ids=None) -> None:
+        """Put every action (or those in ``action_ids``) back at the prior: posterior, counters and
+        anything else the policy learned (replay buffers), as ``cold_start`` made them. Settings,
+        strategy and the PRNG key stay. PyBandits resets one action's model at a time; here it is
+        one call for any set of actions, under the model's lock.
+
+        Raises:
+            ValueError / TypeError: an unknown id or a malformed ``action_ids``; nothing changes.
+        """
+        selected = np.zeros(len(self._mask), bool)
+        if action_ids is None:
+            selected[: len(self._action_ids)] = True
+        else:
+            if isinstance(action_ids, (str, bytes)) or not isinstance(action_ids, Iterable):
+                raise TypeError(f"action_ids must be a list of action ids, got {action_ids!r}")
+            selected[val.as_action_indices(list(action_ids), self._index, name="action_ids")] = True
+        cold = self._cold_state(self._config, len(self._mask))
+        with self._lock:
+            self._state = jax.tree.map(
+                lambda c, s: jnp.where(selected.reshape((-1,) + (1,) * (s.ndim - 1)), c, s), cold, self._state
+            )
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to ``path``: a versioned JSON header and the exact arrays, no pickle.

@@ -293,12 +293,24 @@ def _parse_update_kwargs(update_kwargs: Mapping[str, Any] | None) -> dict[str, A
         return {}
     if not isinstance(update_kwargs, Mapping):
         raise TypeError(f"update_kwargs must be a dict, got {update_kwargs!r}")
-    unknown = set(update_kwargs) - set(UPDATE_KEYS)
+    unknown = set(update_kwargs) - set(UPDATE_KEYS) - {"method"}
     if unknown:
         raise ValueError(
             f"update_kwargs has unknown key(s) {sorted(map(str, unknown))}; expected some of {list(UPDATE_KEYS)}"
         )
-    out = {k: v for k, v in update_kwargs.items() if k != "optimizer_kwargs"}
+    method = update_kwargs.get("method", "advi")
+    if method == "fullrank_advi":
+        raise NotImplementedError(
+            "update_kwargs['method'] = 'fullrank_advi' is not implemented: the posterior here is "
+            "mean-field (one scale per weight, what predict draws from and what save, transfer and "
+            "the contract tests handle); a full-rank guide needs a per-action Cholesky factor of all "
+            "the weights in the state. Use 'advi' (the default)."
+        )
+    if method != "advi":
+        raise ValueError(
+            f"update_kwargs['method'] must be 'advi' (or PyBandits' 'fullrank_advi'), got {method!r}"
+        )
+    out = {k: v for k, v in update_kwargs.items() if k not in ("optimizer_kwargs", "method")}
     opt_kwargs = update_kwargs.get("optimizer_kwargs") or {}
     if not isinstance(opt_kwargs, Mapping):
         raise TypeError(f"update_kwargs['optimizer_kwargs'] must be a dict, got {opt_kwargs!r}")

@@ -244,3 +244,13 @@ def test_row_dicts_equal_a_dict_per_row(n_actions):
     ids = tuple(f"a{i}" for i in range(n_actions - 1)) + (7,)  # any hashable id
     values = np.arange(3 * n_actions, dtype=np.float32).reshape(3, n_actions)
     assert row_dicts(ids, values) == [dict(zip(ids, row)) for row in values.tolist()]
+
+
+def test_reset_of_the_bayesian_mlp_returns_to_the_configured_prior():
+    kwargs = dict(n_features=2, hidden_dim_list=[3], dist_params_init={"sigma": 2.0}, random_seed=0)
+    cold = CmabBernoulli.cold_start(["a", "b"], **kwargs)
+    mab = CmabBernoulli.cold_start(["a", "b"], update_kwargs={"num_steps": 5}, **kwargs)
+    mab.update(["a", "b"] * 4, [1, 0] * 4, np.ones((8, 2)))
+    mab.reset()
+    for now, prior in zip(jax.tree.leaves(mab.state), jax.tree.leaves(cold.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(now), np.asarray(prior))

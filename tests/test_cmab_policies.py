@@ -3,6 +3,7 @@ policy=name)`` predicts, updates, refuses bad input without changing anything, s
 exactly, and transfers to a template of the same policy. Parametrised over the registry, so a new
 policy is covered with no test written for it."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -162,3 +163,24 @@ def test_exploration_and_action_controls_work_for_every_policy(name):
     assert (out.actions[:, 0] != out.actions[:, 1]).all()
     # about half the rows explore and pick the default 'b' first; the rest rank by the mean
     assert 0.4 < np.mean(out.actions[:, 0] == "b") <= 1.0
+
+
+def test_reset_puts_actions_back_at_the_prior_for_every_policy(name):
+    cold = model(name)
+    mab = model(name)
+    rng = np.random.default_rng(2)
+    mab.update(*batch(rng, n=24))
+    learned = jax.tree.map(np.asarray, mab.state)
+    key = np.asarray(jax.random.key_data(mab.key))
+    mab.reset(["b"])
+    for now, before, prior in zip(
+        jax.tree.leaves(mab.state), jax.tree.leaves(learned), jax.tree.leaves(cold.state), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(now)[1], np.asarray(prior)[1])  # 'b' is cold again
+        np.testing.assert_array_equal(np.asarray(now)[[0, 2]], before[[0, 2]])  # 'a' and 'c' kept
+    np.testing.assert_array_equal(np.asarray(jax.random.key_data(mab.key)), key)
+    with pytest.raises(ValueError, match="action_ids holds unknown"):
+        mab.reset(["zz"])
+    mab.reset()
+    for now, prior in zip(jax.tree.leaves(mab.state), jax.tree.leaves(cold.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(now), np.asarray(prior))

@@ -53,3 +53,18 @@ def test_bad_input_changes_nothing():
     with pytest.raises(ValueError, match="n_samples"):
         mab.predict(n_samples=0)
     assert_unchanged(before, mab)
+
+
+def test_reset_puts_counts_back_at_the_prior():
+    mab = SmabBernoulli.cold_start(["x", "y"], random_seed=0)
+    mab.update(["x", "y", "y"], [1, 0, 1])
+    mab.reset(["y"])
+    assert (mab.actions["x"].n_successes, mab.actions["y"].n_successes, mab.actions["y"].n_failures) == (
+        2,
+        1,
+        1,
+    )
+    with pytest.raises(TypeError, match="action_ids must be a list"):
+        mab.reset("x")
+    mab.reset()
+    assert mab.actions["x"].n_successes == 1

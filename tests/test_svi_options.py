@@ -142,3 +142,12 @@ def test_core_names_and_save_load():
     np.testing.assert_array_equal(
         back.update(["a", "b"] * 4, [1, 0] * 4, x).losses, mab.update(["a", "b"] * 4, [1, 0] * 4, x).losses
     )
+
+
+def test_method_advi_is_accepted_and_fullrank_advi_says_why_not():
+    mab = CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs={"method": "advi", "num_steps": 3})
+    assert mab.config.num_steps == 3
+    with pytest.raises(NotImplementedError, match="mean-field"):
+        CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs={"method": "fullrank_advi"})
+    with pytest.raises(ValueError, match="update_kwargs\\['method'\\] must be 'advi'"):
+        CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs={"method": "nuts"})

@@ -254,8 +254,9 @@ class CmabBernoulli(Bandit):
             raise ValueError(f"config must hold exactly the fields {sorted(names)}, got {fields!r}")
         fields = dict(fields)
         fields["hidden_dim_list"] = tuple(fields["hidden_dim_list"])
-        for key in ("optimizer_kwargs", "lr_scheduler_kwargs"):
-            fields[key] = tuple((k, _tuples(v)) for k, v in fields[key])
+        for key in ("optimizer_kwargs", "lr_scheduler_kwargs", "early_stopping_kwargs"):
+            if fields[key] is not None:
+                fields[key] = tuple((k, _tuples(v)) for k, v in fields[key])
         return CmabConfig(**fields)
 
     def _check_transfer(self, current: Bandit, common: list) -> None:
@@ -500,6 +501,8 @@ _ADDED_FIELDS = {
     "kl_annealing_fraction": None,
     "lr_scheduler_type": None,
     "lr_scheduler_kwargs": (),
+    "restore_best_svi_state": False,
+    "early_stopping_kwargs": None,
 }
 
 

@@ -39,7 +39,11 @@ UPDATE_KEYS = (
     "kl_annealing_fraction",
     "lr_scheduler_type",
     "lr_scheduler_kwargs",
+    "restore_best_svi_state",
+    "early_stopping_kwargs",
 )
+# PyBandits' EarlyStopping defaults
+EARLY_STOPPING_DEFAULTS = {"patience": 10, "tolerance": 1e-4, "diff_type": "relative"}
 
 
 class _Names:
@@ -97,6 +101,8 @@ class SviSettings:
     kl_annealing_fraction: float | None = None
     lr_scheduler_type: str | None = None
     lr_scheduler_kwargs: tuple[tuple[str, Any], ...] = ()
+    restore_best_svi_state: bool = False
+    early_stopping_kwargs: tuple[tuple[str, Any], ...] | None = None
 
 
 # The field annotations are the normalised types; __init__ takes wider input on purpose (NumPy
@@ -153,6 +159,8 @@ class CmabConfig:
     kl_annealing_fraction: float | None = None
     lr_scheduler_type: str | None = None
     lr_scheduler_kwargs: tuple[tuple[str, Any], ...] = ()
+    restore_best_svi_state: bool = False
+    early_stopping_kwargs: tuple[tuple[str, Any], ...] | None = None
 
     def __post_init__(self):
         name = _ERROR_NAMES.get()  # how errors name the settings (make_config: PyBandits' names)
@@ -161,6 +169,8 @@ class CmabConfig:
             value = getattr(self, field.name)
             if field.name == "optimizer_kwargs":
                 value = _plain_optimizer_kwargs(value, name)
+            elif field.name == "early_stopping_kwargs":
+                value = None if value is None else _plain_early_stopping(value, name)
             elif field.name == "lr_scheduler_kwargs":
                 value = _plain_optimizer_kwargs(
                     value, name, field="lr_scheduler_kwargs", reserved=("init_value",)
@@ -199,6 +209,10 @@ class CmabConfig:
                 raise ValueError(
                     f"{name('kl_annealing_fraction')} must lie in (0, 1], got {self.kl_annealing_fraction!r}"
                 )
+        if not isinstance(self.restore_best_svi_state, bool):
+            raise TypeError(
+                f"{name('restore_best_svi_state')} must be a bool, got {self.restore_best_svi_state!r}"
+            )
         _check_optimizer(self, name)
         _check_schedule(self, name)
 
@@ -228,6 +242,10 @@ class CmabConfig:
             "kl_annealing_fraction": self.kl_annealing_fraction,
             "lr_scheduler_type": self.lr_scheduler_type,
             "lr_scheduler_kwargs": dict(self.lr_scheduler_kwargs) if self.lr_scheduler_type else None,
+            "restore_best_svi_state": self.restore_best_svi_state,
+            "early_stopping_kwargs": None
+            if self.early_stopping_kwargs is None
+            else dict(self.early_stopping_kwargs),
         }
 
     @property
@@ -518,6 +536,32 @@ def _plain_scalar(value: Any) -> Any:
     if isinstance(value, np.generic) and isinstance(value, (np.bool_, np.number, np.str_)):
         return value.item()
     return value
+
+
+def _plain_early_stopping(value: Any, names: _Names = _CORE_NAMES) -> tuple[tuple[str, Any], ...]:
+    """``early_stopping_kwargs`` (PyBandits' ``EarlyStopping``: ``patience``, ``tolerance``,
+    ``diff_type``; a dict or pairs) completed with its defaults, as sorted pairs."""
+    key = names("early_stopping_kwargs")
+    if isinstance(value, Mapping):
+        given = dict(value)
+    elif isinstance(value, (tuple, list)) and all(
+        isinstance(p, (tuple, list)) and len(p) == 2 for p in value
+    ):
+        given = dict(tuple(p) for p in value)
+    else:
+        raise TypeError(f"{key} must be a dict or None, got {value!r}")
+    unknown = set(given) - set(EARLY_STOPPING_DEFAULTS)
+    if unknown:
+        raise ValueError(
+            f"{key} has unknown key(s) {sorted(map(str, unknown))}; expected some of {list(EARLY_STOPPING_DEFAULTS)}"
+        )
+    out = {**EARLY_STOPPING_DEFAULTS, **{k: _plain_scalar(v) for k, v in given.items()}}
+    _check_positive_int(f"{key}['patience']", out["patience"])
+    _check_finite(f"{key}['tolerance']", out["tolerance"], positive=True)
+    if out["diff_type"] not in ("relative", "absolute"):
+        raise ValueError(f"{key}['diff_type'] must be 'relative' or 'absolute', got {out['diff_type']!r}")
+    out["tolerance"] = float(out["tolerance"])
+    return tuple(sorted(out.items()))
 
 
 def _plain_optimizer_kwargs(

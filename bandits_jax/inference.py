@@ -99,6 +99,76 @@ def _neg_elbo(
     return kl - log_lik
 
 
+class _Watch(NamedTuple):
+    """What :class:`_Monitor` carries through the SVI loop (one action's)."""
+
+    best: Array  # the guide after the epoch of lowest mean loss
+    best_loss: Array
+    epoch_sum: Array  # this epoch's losses so far
+    previous: Array  # the last epoch's mean loss (NaN before the first)
+    count: Array  # epochs in a row whose change stayed under the tolerance
+    stopped: Array
+    t: Array
+
+
+class _Monitor(NamedTuple):
+    """``restore_best_svi_state`` and ``early_stopping_kwargs`` inside the compiled loop, per action,
+    as PyBandits' ``run_svi_epochs`` does on the host: after each epoch (its mean loss), keep the
+    guide of the lowest epoch loss, and count epochs whose loss changed by less than ``tolerance``
+    (relative to the previous epoch's, or absolute); after ``patience`` such epochs in a row the
+    guide and optimizer state stay frozen for the rest of the loop. The loop keeps its static length
+    (a scan shared by every action), so stopping fixes the result PyBandits would return without
+    shortening the run."""
+
+    restore: bool
+    patience: int | None
+    tolerance: float
+    relative: bool
+
+    @staticmethod
+    def of(config: FitSettings) -> _Monitor | None:
+        svi = config.svi
+        if not svi.restore_best_svi_state and svi.early_stopping_kwargs is None:
+            return None
+        kw = dict(svi.early_stopping_kwargs or ())
+        return _Monitor(
+            svi.restore_best_svi_state,
+            kw.get("patience"),
+            float(kw.get("tolerance", 0.0)),
+            kw.get("diff_type", "relative") == "relative",
+        )
+
+    def start(self, params: Array, dtype) -> _Watch:
+        inf, nan = jnp.asarray(jnp.inf, dtype), jnp.asarray(jnp.nan, dtype)
+        zero, no = jnp.zeros((), dtype), jnp.zeros((), bool)
+        return _Watch(params, inf, zero, nan, jnp.zeros((), jnp.int32), no, jnp.zeros((), jnp.int32))
+
+    def step(self, inner, per_epoch, carry, draws):
+        params, opt_state, watch = carry
+        (new_params, new_opt), loss = inner((params, opt_state), draws)
+        frozen = watch.stopped
+        new_params = jnp.where(frozen, params, new_params)
+        new_opt = jax.tree.map(lambda a, b: jnp.where(frozen, a, b), opt_state, new_opt)
+        epoch_sum = watch.epoch_sum + loss
+        end = ((watch.t + 1) % per_epoch == 0) & ~frozen
+        epoch_loss = epoch_sum / per_epoch
+        better = end & (epoch_loss < watch.best_loss)
+        best = jnp.where(better, new_params, watch.best)
+        best_loss = jnp.where(better, epoch_loss, watch.best_loss)
+        count, previous, stopped = watch.count, watch.previous, frozen
+        if self.patience is not None:
+            change = jnp.abs(epoch_loss - previous)
+            if self.relative:
+                change = change / (jnp.abs(previous) + 1e-10)
+            flat = jnp.isfinite(previous) & (change < self.tolerance)
+            count = jnp.where(end, jnp.where(flat, count + 1, 0), count)
+            previous = jnp.where(end, epoch_loss, previous)
+            stopped = frozen | (end & (count >= self.patience))
+        epoch_sum = jnp.where(end, 0.0, epoch_sum)
+        watch = _Watch(best, best_loss, epoch_sum, previous, count, stopped, watch.t + 1)
+        return (new_params, new_opt, watch), loss
+
+
 def kl_weights(config: FitSettings, dtype=jnp.float32) -> Array | None:
     """The KL term's factor per SVI step under ``kl_annealing_fraction`` (PyBandits' schedule): a
     linear warm-up ``min(1, (t + 1) / W)`` over ``W = max(1, ceil(fraction * num_steps))`` steps,
@@ -216,7 +286,16 @@ def _fit_one(
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    (params, _), losses = jax.lax.scan(step, (params, opt.init(params)), steps)
+    monitor = _Monitor.of(config)
+    if monitor is None:
+        (params, _), losses = jax.lax.scan(step, (params, opt.init(params)), steps)
+    else:
+        # epochs as PyBandits counts them: n_valid // batch_size steps (1 with the full batch)
+        per_epoch = jnp.maximum(n_valid // config.svi.batch_size, 1) if _minibatch(config, rows) else 1
+        carry = (params, opt.init(params), monitor.start(params, x.dtype))
+        (params, _, watch), losses = jax.lax.scan(partial(monitor.step, step, per_epoch), carry, steps)
+        if config.svi.restore_best_svi_state:
+            params = watch.best
     new_loc, new_scale = params[0], jnp.exp(params[1])
     finite = jnp.all(jnp.isfinite(losses)) & jnp.all(jnp.isfinite(new_loc)) & jnp.all(jnp.isfinite(new_scale))
     # An action with no rows keeps its posterior bit-for-bit (its fit could only add noise), and a

@@ -155,6 +155,8 @@ class CmabBernoulli(Bandit):
         default_action_fraction=None,
         limited_actions=None,
         limited_action_fraction=None,
+        use_layerwise_scaling=False,
+        bias_std=None,
     ) -> CmabBernoulli:
         """A model whose every action's posterior is the prior.
 
@@ -188,6 +190,9 @@ class CmabBernoulli(Bandit):
                 (the draw is already random); exploiting the mean is epsilon-greedy as Sutton and
                 Barto define it. None or 0: plain Thompson sampling.
             default_action: the action exploring rows pick (needs ``epsilon``).
+            use_layerwise_scaling: PyBandits' network option: each layer's weight prior sigma is
+                ``sigma / sqrt(fan_in)`` (biases keep ``sigma``); data, so it compiles nothing.
+            bias_std: the biases' prior sigma (None: ``sigma``), as PyBandits.
             default_action_fraction: in (0, 1]: an exploring row picks ``default_action`` with
                 this probability and a uniformly random allowed action otherwise (None: always
                 the default), as PyBandits.
@@ -204,9 +209,14 @@ class CmabBernoulli(Bandit):
         ids = val.action_ids_tuple(action_ids)
         args = (n_features, hidden_dim_list, activation, use_residual_connections, dist_type)
         if policy != "bnn_ts" or policy_kwargs is not None:
+            if use_layerwise_scaling is not False or bias_std is not None:
+                raise ValueError(
+                    "use_layerwise_scaling and bias_std shape the Bayesian MLP's prior (policy 'bnn_ts'); "
+                    f"policy {policy!r} takes its settings in policy_kwargs"
+                )
             config = _policy_config(policy, *args, dist_params_init, update_kwargs, policy_kwargs)
         else:
-            config = make_config(*args, dist_params_init, update_kwargs)
+            config = make_config(*args, dist_params_init, update_kwargs, use_layerwise_scaling, bias_std)
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
         exploration = make_exploration(
@@ -228,7 +238,13 @@ class CmabBernoulli(Bandit):
     def _cold_state(cls, config: CmabConfig | PolicyConfig, n_actions: int) -> Any:
         if isinstance(config, PolicyConfig):
             return config.policy.init(n_actions, **dict(config.init))
-        return BnnTS.from_config(config).init(n_actions, config.mu, config.sigma)
+        return BnnTS.from_config(config).init(
+            n_actions,
+            config.mu,
+            config.sigma,
+            use_layerwise_scaling=config.use_layerwise_scaling,
+            bias_std=config.bias_std,
+        )
 
     def _config_json(self) -> dict:
         if isinstance(self._config, PolicyConfig):
@@ -503,6 +519,8 @@ _ADDED_FIELDS = {
     "lr_scheduler_kwargs": (),
     "restore_best_svi_state": False,
     "early_stopping_kwargs": None,
+    "use_layerwise_scaling": False,
+    "bias_std": None,
 }
 
 

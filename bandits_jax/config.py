@@ -148,6 +148,8 @@ class CmabConfig:
     mu: float = 0.0
     sigma: float = 10.0
     nu: float = 5.0
+    use_layerwise_scaling: bool = False
+    bias_std: float | None = None
     num_steps: int = 1000
     step_size: float = 0.1
     optimizer_type: str = "adam"
@@ -194,6 +196,10 @@ class CmabConfig:
         _check_finite(name("mu"), self.mu)
         _check_finite(name("sigma"), self.sigma, positive=True)
         _check_finite(name("nu"), self.nu, positive=True)
+        if not isinstance(self.use_layerwise_scaling, bool):
+            raise TypeError(f"use_layerwise_scaling must be a bool, got {self.use_layerwise_scaling!r}")
+        if self.bias_std is not None:
+            _check_finite("bias_std", self.bias_std, positive=True)
         _check_positive_int(name("num_steps"), self.num_steps)
         _check_finite(name("step_size"), self.step_size, positive=True)
         if self.batch_size is not None:
@@ -261,6 +267,8 @@ def make_config(
     dist_type: str = "normal",
     dist_params_init: Mapping[str, numbers.Real] | None = None,
     update_kwargs: Mapping[str, Any] | None = None,
+    use_layerwise_scaling=False,
+    bias_std=None,
 ) -> CmabConfig:
     """Build a :class:`CmabConfig` from PyBandits-style arguments, validating every one.
 
@@ -300,6 +308,8 @@ def make_config(
             mu=dist_params["mu"],
             sigma=dist_params["sigma"],
             nu=dist_params["nu"],
+            use_layerwise_scaling=use_layerwise_scaling,
+            bias_std=bias_std,
             **upd,
         )
     finally:

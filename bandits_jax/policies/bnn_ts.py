@@ -28,6 +28,7 @@ import functools
 from functools import partial
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
@@ -153,11 +154,28 @@ class BnnTS(PolicyBase):
         )
 
     def init(
-        self, n_actions: int, mu: float | Array = 0.0, sigma: float | Array = 10.0, dtype=None
+        self,
+        n_actions: int,
+        mu: float | Array = 0.0,
+        sigma: float | Array = 10.0,
+        dtype=None,
+        use_layerwise_scaling: bool = False,
+        bias_std: float | Array | None = None,
     ) -> BnnState | BnnReplayState:
         """Cold start: every weight's posterior is the prior ``(mu, sigma)``, counters at 1.
-        ``mu`` and ``sigma`` are traced: new values compile nothing."""
-        return _init(self, n_actions, jnp.asarray(mu), jnp.asarray(sigma), dtype)
+        ``mu`` and ``sigma`` are traced: new values compile nothing. PyBandits' network options:
+        ``use_layerwise_scaling`` divides each layer's weight sigma by the square root of its fan-in
+        (biases keep ``sigma``); ``bias_std`` is the biases' sigma instead of ``sigma``."""
+        bias = sigma if bias_std is None else bias_std
+        return _init(
+            self,
+            n_actions,
+            jnp.asarray(mu),
+            jnp.asarray(sigma),
+            dtype,
+            jnp.asarray(bool(use_layerwise_scaling)),
+            jnp.asarray(bias),
+        )
 
     def predict(
         self,
@@ -208,23 +226,37 @@ def _from_config(config: CmabConfig) -> BnnTS:
 
 
 @partial(jax.jit, static_argnums=(0, 1, 4))
-def _init(policy: BnnTS, n_actions: int, mu, sigma, dtype) -> BnnState | BnnReplayState:
+def _init(
+    policy: BnnTS, n_actions: int, mu, sigma, dtype, layerwise=False, bias_sigma=None
+) -> BnnState | BnnReplayState:
     net = policy.network
 
-    def one(fill):
+    def one(fill, fill_bias=None):
         return init_mlp(
             net.n_features,
             net.hidden_dim_list,
             net.activation,
             net.use_residual_connections,
             fill_weight=fill,
+            fill_bias=fill_bias,
             dtype=dtype,
         )
 
     dtype = jnp.result_type(float) if dtype is None else dtype
     stack = partial(jax.tree.map, lambda leaf: jnp.broadcast_to(leaf, (n_actions, *leaf.shape)))
     ones = jnp.ones((n_actions,), jnp.int32)
-    loc, scale = stack(one(mu.astype(dtype))), stack(one(sigma.astype(dtype)))
+    bias_sigma = sigma if bias_sigma is None else bias_sigma
+    prior_scale = one(sigma.astype(dtype), bias_sigma.astype(dtype))
+    # PyBandits' use_layerwise_scaling (traced: toggling it compiles nothing): sigma / sqrt(fan-in)
+    prior_scale = eqx.tree_at(
+        lambda m: [layer.weight for layer in m.layers],
+        prior_scale,
+        [
+            layer.weight / jnp.where(layerwise, jnp.sqrt(jnp.asarray(layer.weight.shape[0], dtype)), 1)
+            for layer in prior_scale.layers
+        ],
+    )
+    loc, scale = stack(one(mu.astype(dtype))), stack(prior_scale)
     if policy.replay_capacity is None:
         return BnnState(loc, scale, BernoulliStats(ones, ones))
     row = {"context": jnp.zeros((net.n_features,), dtype), "reward": jnp.zeros((), dtype)}

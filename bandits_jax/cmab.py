@@ -157,6 +157,7 @@ class CmabBernoulli(Bandit):
         limited_action_fraction=None,
         use_layerwise_scaling=False,
         bias_std=None,
+        calibrate_output_bias=False,
     ) -> CmabBernoulli:
         """A model whose every action's posterior is the prior.
 
@@ -193,6 +194,9 @@ class CmabBernoulli(Bandit):
             use_layerwise_scaling: PyBandits' network option: each layer's weight prior sigma is
                 ``sigma / sqrt(fan_in)`` (biases keep ``sigma``); data, so it compiles nothing.
             bias_std: the biases' prior sigma (None: ``sigma``), as PyBandits.
+            calibrate_output_bias: on each action's first update, start its output bias at the
+                logit of that batch's reward rate (PyBandits' option; see
+                :class:`~bandits_jax.policies.BnnTS`).
             default_action_fraction: in (0, 1]: an exploring row picks ``default_action`` with
                 this probability and a uniformly random allowed action otherwise (None: always
                 the default), as PyBandits.
@@ -209,14 +213,21 @@ class CmabBernoulli(Bandit):
         ids = val.action_ids_tuple(action_ids)
         args = (n_features, hidden_dim_list, activation, use_residual_connections, dist_type)
         if policy != "bnn_ts" or policy_kwargs is not None:
-            if use_layerwise_scaling is not False or bias_std is not None:
+            if (
+                use_layerwise_scaling is not False
+                or bias_std is not None
+                or calibrate_output_bias is not False
+            ):
                 raise ValueError(
-                    "use_layerwise_scaling and bias_std shape the Bayesian MLP's prior (policy 'bnn_ts'); "
+                    "use_layerwise_scaling, bias_std and calibrate_output_bias shape the Bayesian MLP's "
+                    "prior (policy 'bnn_ts'); "
                     f"policy {policy!r} takes its settings in policy_kwargs"
                 )
             config = _policy_config(policy, *args, dist_params_init, update_kwargs, policy_kwargs)
         else:
-            config = make_config(*args, dist_params_init, update_kwargs, use_layerwise_scaling, bias_std)
+            config = make_config(
+                *args, dist_params_init, update_kwargs, use_layerwise_scaling, bias_std, calibrate_output_bias
+            )
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
         exploration = make_exploration(
@@ -521,6 +532,7 @@ _ADDED_FIELDS = {
     "early_stopping_kwargs": None,
     "use_layerwise_scaling": False,
     "bias_std": None,
+    "calibrate_output_bias": False,
 }
 
 

@@ -150,6 +150,7 @@ class CmabConfig:
     nu: float = 5.0
     use_layerwise_scaling: bool = False
     bias_std: float | None = None
+    calibrate_output_bias: bool = False
     num_steps: int = 1000
     step_size: float = 0.1
     optimizer_type: str = "adam"
@@ -200,6 +201,8 @@ class CmabConfig:
             raise TypeError(f"use_layerwise_scaling must be a bool, got {self.use_layerwise_scaling!r}")
         if self.bias_std is not None:
             _check_finite("bias_std", self.bias_std, positive=True)
+        if not isinstance(self.calibrate_output_bias, bool):
+            raise TypeError(f"calibrate_output_bias must be a bool, got {self.calibrate_output_bias!r}")
         _check_positive_int(name("num_steps"), self.num_steps)
         _check_finite(name("step_size"), self.step_size, positive=True)
         if self.batch_size is not None:
@@ -269,6 +272,7 @@ def make_config(
     update_kwargs: Mapping[str, Any] | None = None,
     use_layerwise_scaling=False,
     bias_std=None,
+    calibrate_output_bias=False,
 ) -> CmabConfig:
     """Build a :class:`CmabConfig` from PyBandits-style arguments, validating every one.
 
@@ -310,6 +314,7 @@ def make_config(
             nu=dist_params["nu"],
             use_layerwise_scaling=use_layerwise_scaling,
             bias_std=bias_std,
+            calibrate_output_bias=calibrate_output_bias,
             **upd,
         )
     finally:

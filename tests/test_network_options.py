@@ -6,11 +6,12 @@ them; data in the state (no new program), saved, loaded and carried by transfer.
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from bandits_jax.cmab import CmabBernoulli
-from bandits_jax.policies import BnnTS, Network
+from bandits_jax.policies import BnnTS, GroupedFeedback, Network
 from bandits_jax.transfer import edit_model_on_the_fly
 from tests.conftest import count_compiles
 
@@ -81,9 +82,49 @@ def test_functional_init_takes_the_same_options():
         ({"bias_std": 0.0}, ValueError, "bias_std must be a finite positive number"),
         ({"bias_std": float("nan")}, ValueError, "bias_std must be a finite positive number"),
         ({"bias_std": 1.0, "policy": "linear_ts"}, ValueError, "policy 'linear_ts' takes its settings"),
+        ({"calibrate_output_bias": 1}, TypeError, "calibrate_output_bias must be a bool"),
     ],
 )
 def test_bad_options_are_named(kwargs, exc, message):
     with pytest.raises(exc) as info:
         CmabBernoulli.cold_start(["a"], n_features=2, **kwargs)
     assert message in str(info.value)
+
+
+# ------------------------------------------------------------------ calibrate_output_bias
+FROZEN = {"num_steps": 1, "optimizer_kwargs": {"step_size": 1e-9}}  # the fit leaves the start as it is
+
+
+def _bias(mab, aid):
+    return float(np.asarray(mab.actions[aid].loc.layers[-1].bias)[0])
+
+
+def test_calibrate_output_bias_sets_the_first_updates_logit_once_per_lifetime():
+    mab = CmabBernoulli.cold_start(["a", "b"], n_features=2, calibrate_output_bias=True, update_kwargs=FROZEN)
+    mab.update(["a"] * 4 + ["b"] * 2, [1, 1, 1, 0, 0, 0], np.zeros((6, 2)))
+    assert _bias(mab, "a") == pytest.approx(math.log(0.75 / 0.25), abs=1e-5)
+    assert _bias(mab, "b") == pytest.approx(math.log(1e-6 / (1 - 1e-6)), rel=1e-5)  # clipped at 1e-6
+    mab.update(["a"] * 4, [0, 0, 0, 0], np.zeros((4, 2)))  # not the first update: no recalibration
+    assert _bias(mab, "a") == pytest.approx(math.log(3), abs=1e-5)
+    mab.reset(["a"])
+    mab.update(["a"] * 2, [1, 0], np.zeros((2, 2)))  # after reset, the first update again
+    assert _bias(mab, "a") == pytest.approx(0.0, abs=1e-5)
+    mab.update(["a"] * 5, [1, 1, 1, 1, 0], np.zeros((5, 2)))
+    assert _bias(mab, "a") == pytest.approx(0.0, abs=1e-5)
+    plain = CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs=FROZEN)  # control: off
+    plain.update(["a"] * 4, [1, 1, 1, 0], np.zeros((4, 2)))
+    assert _bias(plain, "a") == pytest.approx(0.0, abs=1e-5)
+    assert CmabBernoulli.from_state(mab.get_state()).config.calibrate_output_bias is True
+
+
+def test_calibration_of_a_failed_fit_changes_nothing_and_replay_calibrates_its_prior():
+    diverging = {"num_steps": 5, "optimizer_type": "sgd", "optimizer_kwargs": {"step_size": 1e38}}
+    mab = CmabBernoulli.cold_start(["a"], n_features=2, calibrate_output_bias=True, update_kwargs=diverging)
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        info = mab.update(["a"] * 4, [1, 1, 1, 0], np.ones((4, 2)) * 100)
+    assert not info.ok[0] and _bias(mab, "a") == 0.0 and mab.actions["a"].n_successes == 1
+    policy = BnnTS(Network(2), replay_capacity=8, calibrate_output_bias=True)
+    state = policy.init(1, sigma=1.0)
+    grouped = GroupedFeedback(jnp.zeros((1, 4, 2)), jnp.array([[1.0, 1.0, 1.0, 0.0]]), jnp.ones((1, 4), bool))
+    new, _ = policy.update_grouped(jax.random.key(0), state, grouped)
+    np.testing.assert_allclose(np.asarray(new.prior_loc.layers[-1].bias), [[math.log(3)]], rtol=1e-5)

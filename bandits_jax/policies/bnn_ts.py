@@ -38,7 +38,7 @@ from bandits_jax.bnn import MLP, init_mlp, logits_from_noise, n_units
 from bandits_jax.config import CmabConfig, Network, SviSettings
 from bandits_jax.likelihoods import Bernoulli, BernoulliStats
 from bandits_jax.policies import replay
-from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
+from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select, stats_of
 from bandits_jax.strategy import ClassicBandit, Strategy
 
 __all__ = ["BnnReplayState", "BnnState", "BnnTS", "Network", "SviSettings"]
@@ -106,6 +106,10 @@ class BnnTS(PolicyBase):
             of an action to the original prior, the guide warm-started at the current posterior
             (no compounding of the mean-field approximation, at the cost of a fit over the
             buffer; state :class:`BnnReplayState`).
+        calibrate_output_bias: PyBandits' option: on an action's first update (its counters still
+            at the prior's 1 and 1, so again after ``reset``), the output bias's prior mean becomes
+            ``logit(clip(mean reward, 1e-6, 1 - 1e-6))`` of that update's rows before the fit (the
+            guide starts there); a fit that goes non-finite leaves the action as it was.
     """
 
     network: Network
@@ -114,6 +118,7 @@ class BnnTS(PolicyBase):
     nu: float = 5.0
     likelihood: Bernoulli = Bernoulli()
     replay_capacity: int | None = None
+    calibrate_output_bias: bool = False
 
     def __post_init__(self):
         if self.replay_capacity is not None and (
@@ -122,6 +127,8 @@ class BnnTS(PolicyBase):
             or self.replay_capacity < 1
         ):
             raise ValueError(f"replay_capacity must be None or a positive int, got {self.replay_capacity!r}")
+        if not isinstance(self.calibrate_output_bias, bool):
+            raise TypeError(f"calibrate_output_bias must be a bool, got {self.calibrate_output_bias!r}")
         if not isinstance(self.network, Network) or not isinstance(self.svi, SviSettings):
             raise TypeError("network must be a Network and svi an SviSettings")
         config = self.as_config()  # validates every setting together (names as in CmabConfig)
@@ -151,6 +158,7 @@ class BnnTS(PolicyBase):
             nu=self.nu,
             mu=mu,
             sigma=sigma,
+            calibrate_output_bias=self.calibrate_output_bias,
         )
 
     def init(
@@ -222,7 +230,13 @@ class BnnTS(PolicyBase):
 
 @functools.lru_cache(maxsize=256)
 def _from_config(config: CmabConfig) -> BnnTS:
-    return BnnTS(network=config.network, svi=config.svi, dist_type=config.dist_type, nu=config.nu)
+    return BnnTS(
+        network=config.network,
+        svi=config.svi,
+        dist_type=config.dist_type,
+        nu=config.nu,
+        calibrate_output_bias=config.calibrate_output_bias,
+    )
 
 
 @partial(jax.jit, static_argnums=(0, 1, 4))
@@ -289,10 +303,22 @@ def _update_grouped(
     x = grouped.context.astype(dtype)
     y = grouped.rewards.astype(dtype)
     n_rows = grouped.valid.sum(axis=1).astype(jnp.int32)
+    if policy.calibrate_output_bias:
+        calibrated = _calibrated_output_bias(state, y, grouped.valid)
+        if policy.replay_capacity is not None:  # the replay fit's prior is the original one
+            state = state._replace(
+                prior_loc=_calibrated_output_bias(state, y, grouped.valid, state.prior_loc)
+            )
     if policy.replay_capacity is None:
-        result = fit(policy, state.loc, state.scale, x, y, grouped.valid, key)
+        prior_loc = calibrated if policy.calibrate_output_bias else state.loc
+        result = fit(policy, prior_loc, state.scale, x, y, grouped.valid, key)
+        loc = result.loc
+        if policy.calibrate_output_bias:  # a failed fit leaves the action as it was
+            loc = jax.tree.map(lambda new, old: _where_rows(result.ok, new, old), loc, state.loc)
         stats = policy.likelihood.update_stats(state.stats, y, grouped.valid, result.ok)
-        return BnnState(result.loc, result.scale, stats), UpdateInfo(result.losses, result.ok, n_rows)
+        return BnnState(loc, result.scale, stats), UpdateInfo(result.losses, result.ok, n_rows)
+    if policy.calibrate_output_bias:
+        state = state._replace(loc=calibrated)
     buffer = replay.add(state.buffer, {"context": x, "reward": y}, grouped.valid)
     rows = buffer.rows
     result = fit(
@@ -317,6 +343,26 @@ def _update_grouped(
     stats = policy.likelihood.update_stats(state.stats, y, grouped.valid)
     new_state = BnnReplayState(loc, scale, stats, state.prior_loc, state.prior_scale, buffer)
     return new_state, UpdateInfo(result.losses, result.ok, n_rows)
+
+
+def _where_rows(rows, new, old):
+    return jnp.where(rows.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+
+def _calibrated_output_bias(state, y, valid, loc=None):
+    """``loc`` (default ``state.loc``) with the output bias's mean at ``logit(clip(mean reward))``
+    of this batch for every action that has rows and no data yet (PyBandits'
+    ``calibrate_output_bias``: counters still at the prior's 1 and 1)."""
+    loc = state.loc if loc is None else loc
+    stats = stats_of(state)
+    n = valid.sum(axis=1)
+    first = (stats.n_successes == 1) & (stats.n_failures == 1) & (n > 0)
+    rate = jnp.clip(jnp.where(valid, y, 0).sum(axis=1) / jnp.maximum(n, 1), 1e-6, 1 - 1e-6)
+    bias = loc.layers[-1].bias
+    new_bias = _where_rows(
+        first, jnp.broadcast_to(jnp.log(rate / (1 - rate))[:, None].astype(bias.dtype), bias.shape), bias
+    )
+    return eqx.tree_at(lambda m: m.layers[-1].bias, loc, new_bias)
 
 
 @jax.jit

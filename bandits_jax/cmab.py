@@ -533,6 +533,7 @@ _ADDED_FIELDS = {
     "use_layerwise_scaling": False,
     "bias_std": None,
     "calibrate_output_bias": False,
+    "epochs": None,
 }
 
 

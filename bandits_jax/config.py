@@ -15,6 +15,7 @@ import functools
 import inspect
 import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, no_type_check
 
@@ -41,6 +42,7 @@ UPDATE_KEYS = (
     "lr_scheduler_kwargs",
     "restore_best_svi_state",
     "early_stopping_kwargs",
+    "epochs",
 )
 # PyBandits' EarlyStopping defaults
 EARLY_STOPPING_DEFAULTS = {"patience": 10, "tolerance": 1e-4, "diff_type": "relative"}
@@ -103,6 +105,7 @@ class SviSettings:
     lr_scheduler_kwargs: tuple[tuple[str, Any], ...] = ()
     restore_best_svi_state: bool = False
     early_stopping_kwargs: tuple[tuple[str, Any], ...] | None = None
+    epochs: int | None = None
 
 
 # The field annotations are the normalised types; __init__ takes wider input on purpose (NumPy
@@ -164,6 +167,7 @@ class CmabConfig:
     lr_scheduler_kwargs: tuple[tuple[str, Any], ...] = ()
     restore_best_svi_state: bool = False
     early_stopping_kwargs: tuple[tuple[str, Any], ...] | None = None
+    epochs: int | None = None
 
     def __post_init__(self):
         name = _ERROR_NAMES.get()  # how errors name the settings (make_config: PyBandits' names)
@@ -218,6 +222,8 @@ class CmabConfig:
                 raise ValueError(
                     f"{name('kl_annealing_fraction')} must lie in (0, 1], got {self.kl_annealing_fraction!r}"
                 )
+        if self.epochs is not None:
+            _check_positive_int(name("epochs"), self.epochs)
         if not isinstance(self.restore_best_svi_state, bool):
             raise TypeError(
                 f"{name('restore_best_svi_state')} must be a bool, got {self.restore_best_svi_state!r}"
@@ -255,6 +261,7 @@ class CmabConfig:
             "early_stopping_kwargs": None
             if self.early_stopping_kwargs is None
             else dict(self.early_stopping_kwargs),
+            "epochs": self.epochs,
         }
 
     @property
@@ -330,6 +337,12 @@ def _parse_update_kwargs(update_kwargs: Mapping[str, Any] | None) -> dict[str, A
     if unknown:
         raise ValueError(
             f"update_kwargs has unknown key(s) {sorted(map(str, unknown))}; expected some of {list(UPDATE_KEYS)}"
+        )
+    if update_kwargs.get("epochs") is not None and "num_steps" in update_kwargs:
+        warnings.warn(
+            "update_kwargs has both 'epochs' and 'num_steps': 'epochs' takes precedence (as in PyBandits)",
+            UserWarning,
+            stacklevel=4,
         )
     method = update_kwargs.get("method", "advi")
     if method == "fullrank_advi":

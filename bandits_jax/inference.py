@@ -169,15 +169,32 @@ class _Monitor(NamedTuple):
         return (new_params, new_opt, watch), loss
 
 
-def kl_weights(config: FitSettings, dtype=jnp.float32) -> Array | None:
+def total_steps(config: FitSettings, rows: int) -> int:
+    """The SVI loop's length for ``rows`` padded rows per action: ``num_steps``, or with
+    ``epochs`` (which takes precedence, as in PyBandits) ``epochs`` times the most steps an epoch
+    can have in this bucket (``rows // batch_size``, 1 with the full batch)."""
+    if config.svi.epochs is None:
+        return config.svi.num_steps
+    per_epoch = max(1, rows // config.svi.batch_size) if _minibatch(config, rows) else 1
+    return config.svi.epochs * per_epoch
+
+
+def kl_weights(
+    config: FitSettings, dtype=jnp.float32, n_steps: int | None = None, active=None
+) -> Array | None:
     """The KL term's factor per SVI step under ``kl_annealing_fraction`` (PyBandits' schedule): a
-    linear warm-up ``min(1, (t + 1) / W)`` over ``W = max(1, ceil(fraction * num_steps))`` steps,
-    never 0; None without annealing (the loss is then exactly the ELBO)."""
+    linear warm-up ``min(1, (t + 1) / W)`` over ``W = max(1, ceil(fraction * total))`` steps, never
+    0, where ``total`` is the steps the fit takes (``active``, traced, under ``epochs``); None
+    without annealing (the loss is then exactly the ELBO)."""
     fraction = config.svi.kl_annealing_fraction
     if fraction is None:
         return None
-    warmup = max(1, math.ceil(fraction * config.svi.num_steps))
-    return jnp.minimum(1.0, (jnp.arange(config.svi.num_steps, dtype=dtype) + 1) / warmup)
+    n_steps = config.svi.num_steps if n_steps is None else n_steps
+    if active is None:
+        warmup = max(1, math.ceil(fraction * n_steps))
+    else:
+        warmup = jnp.maximum(1, jnp.ceil(fraction * active)).astype(dtype)
+    return jnp.minimum(1.0, (jnp.arange(n_steps, dtype=dtype) + 1) / warmup)
 
 
 # Pre-drawn randomness per update, in numbers (64 MiB of float32): one vectorised draw before the
@@ -257,20 +274,26 @@ def _fit_one(
     n_valid = jnp.maximum(jnp.sum(mask), 1)
     rows = x.shape[0]
     one = jnp.ones((), x.dtype)
+    n_steps = total_steps(config, rows)
     if isinstance(randomness, _Draws):
         steps = randomness
     else:
-        steps = jax.random.split(randomness, config.svi.num_steps)
-
-    weights = kl_weights(config, x.dtype)
-    if weights is not None:
-        steps = (steps, weights)
+        steps = jax.random.split(randomness, n_steps)
+    # epochs as PyBandits counts them: n_valid // batch_size steps (1 with the full batch)
+    per_epoch = jnp.maximum(n_valid // config.svi.batch_size, 1) if _minibatch(config, rows) else 1
+    # with ``epochs`` the loop runs the most steps any row count in this bucket needs and an
+    # action's guide stays frozen once its own epochs are done
+    active = None if config.svi.epochs is None else config.svi.epochs * per_epoch
+    weights = kl_weights(config, x.dtype, n_steps, active)
+    extra = weights is not None or active is not None
+    if extra:
+        steps = (steps, weights, jnp.arange(n_steps))
 
     def step(carry, draws):
         params, opt_state = carry
-        kl_weight = None
-        if weights is not None:
-            draws, kl_weight = draws
+        kl_weight = t = None
+        if extra:
+            draws, kl_weight, t = draws
         if not isinstance(draws, _Draws):
             draws = _draw(config, draws, prior_loc.size, rows, x.dtype)
         if _minibatch(config, rows):
@@ -283,15 +306,18 @@ def _fit_one(
         if kl_weight is not None:
             data = (*data, kl_weight)
         loss, grads = loss_and_grad(params, draws.eps, *data)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
+        updates, new_opt = opt.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        if active is not None:
+            done = t >= active
+            new_params = jnp.where(done, params, new_params)
+            new_opt = jax.tree.map(lambda a, b: jnp.where(done, a, b), opt_state, new_opt)
+        return (new_params, new_opt), loss
 
     monitor = _Monitor.of(config)
     if monitor is None:
         (params, _), losses = jax.lax.scan(step, (params, opt.init(params)), steps)
     else:
-        # epochs as PyBandits counts them: n_valid // batch_size steps (1 with the full batch)
-        per_epoch = jnp.maximum(n_valid // config.svi.batch_size, 1) if _minibatch(config, rows) else 1
         carry = (params, opt.init(params), monitor.start(params, x.dtype))
         (params, _, watch), losses = jax.lax.scan(partial(monitor.step, step, per_epoch), carry, steps)
         if config.svi.restore_best_svi_state:
@@ -353,7 +379,8 @@ def draws(
     n_actions, rows = x.shape[0], x.shape[1]
     n_weights = sum(leaf[0].size for leaf in jax.tree.leaves(loc))
     batch = config.svi.batch_size if _minibatch(config, rows) else 0
-    size = n_actions * config.svi.num_steps * (config.svi.num_particles * n_weights + batch)
+    n_steps = total_steps(config, rows)
+    size = n_actions * n_steps * (config.svi.num_particles * n_weights + batch)
     if size > _PREDRAW_LIMIT:
         return jax.random.split(key, n_actions)
-    return _draw(config, key, n_weights, rows, x.dtype, leading=(n_actions, config.svi.num_steps))
+    return _draw(config, key, n_weights, rows, x.dtype, leading=(n_actions, n_steps))

@@ -277,3 +277,39 @@ def test_restore_best_widens_the_posterior_as_the_readme_measured():
             for k in range(3)
         ]
     assert all(w > 1.5 * v for w, v in zip(widths[True], widths[False])), widths
+
+
+# ------------------------------------------------------------------ epochs
+def test_epochs_run_pybandits_steps_per_action_and_freeze_after():
+    svi = SviSettings(1, step_size=0.05, batch_size=4, epochs=3)
+    policy = BnnTS(Network(3, (4,)), svi=svi)
+    assert inference.total_steps(policy, 16) == 12  # the bucket's most: 3 x (16 // 4)
+    assert inference.total_steps(BnnTS(Network(3), svi=SviSettings(epochs=5)), 16) == 5  # full batch
+    state = policy.init(1, mu=0.0, sigma=1.0)
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.normal(size=(1, 16, 3)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, 2, (1, 16)), jnp.float32)
+    mask = jnp.asarray(np.arange(16) < 10)[None]  # 10 valid rows: 10 // 4 = 2 steps per epoch
+    d = inference.draws(policy, state.loc, x, jax.random.key(3))
+    first = lambda tree: jax.tree.map(lambda a: a[0], tree)  # noqa: E731
+
+    def fit(settings, k=None):
+        p = BnnTS(Network(3, (4,)), svi=settings)
+        draws = inference._Draws(d.eps[0][:k], d.u[0][:k])
+        return inference._fit_one(p, first(state.loc), first(state.scale), x[0], y[0], mask[0], draws)
+
+    by_epochs = fit(svi)
+    assert by_epochs.losses.shape == (12,)
+    plain = SviSettings(6, step_size=0.05, batch_size=4)
+    np.testing.assert_allclose(_flat(by_epochs), _flat(fit(plain, 6)), rtol=1e-6, atol=1e-7)
+    assert not np.allclose(_flat(by_epochs), _flat(fit(plain, 12)))  # control: the frozen steps count
+
+
+def test_epochs_through_the_object_api():
+    with pytest.warns(UserWarning, match="'epochs' takes precedence"):
+        mab = CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs={"epochs": 4, "num_steps": 50})
+    assert mab.update_kwargs["epochs"] == 4
+    assert mab.update(["a"] * 3, [1, 0, 1], np.ones((3, 2))).losses.shape == (1, 4)
+    assert CmabBernoulli.from_state(mab.get_state()).config.epochs == 4
+    with pytest.raises(ValueError, match="update_kwargs\\['epochs'\\] must be a positive int"):
+        CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs={"epochs": 0})

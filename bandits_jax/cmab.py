@@ -238,6 +238,54 @@ class CmabBernoulli(Bandit):
             ids, config, cls._cold_state(config, val.action_bucket(len(ids))), strategy, key, exploration
         )
 
+    @classmethod
+    def from_pybandits_state(cls, state, random_seed: int | None = None) -> CmabBernoulli:
+        """The model PyBandits 8.x's ``CmabBernoulli.get_state()`` describes (its JSON text or the
+        ``(class_name, json)`` pair): the same posterior, prior family, counts, strategy,
+        exploration settings and ``update_kwargs``, so its posterior-mean logits equal PyBandits'
+        up to float32 rounding. ``random_seed`` (else PyBandits' own, else drawn) seeds the key.
+
+        Raises:
+            ValueError (or TypeError) naming what is malformed or not supported here yet (see
+            :mod:`bandits_jax.pybandits_compat`); nothing is built then.
+        """
+        from bandits_jax import pybandits_compat as compat
+
+        data = compat.read_state(state, "CmabBernoulli")
+        ids, kwargs, posteriors, stats = compat.cmab_parts(data)
+        strategy = compat.strategy_of(data)
+        exploration = compat.exploration_of(data, ids)
+        config = make_config(
+            kwargs["n_features"],
+            kwargs["hidden_dim_list"],
+            kwargs["activation"],
+            kwargs["use_residual_connections"],
+            kwargs["dist_type"],
+            kwargs["dist_params_init"],
+            kwargs["update_kwargs"],
+            kwargs["use_layerwise_scaling"],
+            kwargs["bias_std"],
+            kwargs["calibrate_output_bias"],
+        )
+        template = cls._cold_state(config, len(ids))
+        loc = compat.stacked_mlp(template.loc, [mu for mu, _ in posteriors])
+        scale = compat.stacked_mlp(template.scale, [sigma for _, sigma in posteriors])
+        return cls._build(
+            ids, config, BnnState(loc, scale, stats), strategy, compat.key_of(data, random_seed), exploration
+        )
+
+    def to_pybandits_state(self) -> tuple[str, str]:
+        """``(class_name, json)`` as PyBandits 8.4.1's ``get_state()`` writes it, for its
+        ``CmabBernoulli.from_state``: the Bayesian MLP's posterior, counts and settings.
+
+        Raises:
+            ValueError: the model cannot be expressed there (another policy, ``init_scale``, a
+                strategy PyBandits lacks, non-string action ids).
+        """
+        from bandits_jax import pybandits_compat as compat
+
+        return compat.to_pybandits_state(self)
+
     # ------------------------------------------------------------------ hooks of the base
     @classmethod
     def _policy_of(cls, config: CmabConfig | PolicyConfig) -> Any:

@@ -133,6 +133,29 @@ class SmabBernoulli(Bandit):
         key = val.key_from_seed(val.random_seed(random_seed))
         return cls._from_padded(ids, None, init(val.action_bucket(len(ids))), strategy, key, exploration)
 
+    @classmethod
+    def from_pybandits_state(cls, state, random_seed: int | None = None) -> SmabBernoulli:
+        """The model PyBandits 8.x's ``SmabBernoulli.get_state()`` describes (JSON text or the
+        ``(class_name, json)`` pair): counts, strategy and exploration settings. Fractional counts
+        (soft rewards) and ``decay_factor`` are refused (not supported here yet).
+
+        Raises:
+            ValueError (or TypeError) naming the problem; nothing is built then.
+        """
+        from bandits_jax import pybandits_compat as compat
+
+        data = compat.read_state(state, "SmabBernoulli")
+        ids, stats = compat.smab_parts(data)
+        strategy = compat.strategy_of(data)
+        exploration = compat.exploration_of(data, ids)
+        return cls._build(ids, None, stats, strategy, compat.key_of(data, random_seed), exploration)
+
+    def to_pybandits_state(self) -> tuple[str, str]:
+        """``(class_name, json)`` as PyBandits 8.4.1's ``SmabBernoulli.get_state()`` writes it."""
+        from bandits_jax import pybandits_compat as compat
+
+        return compat.to_pybandits_state(self)
+
     # ------------------------------------------------------------------ hooks of the base
     @classmethod
     def _policy_of(cls, config: None) -> BetaBernoulli:

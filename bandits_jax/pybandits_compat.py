@@ -1,0 +1,402 @@
+"""Migration from and to PyBandits 8.x: read the JSON its ``get_state()`` writes, and write it back.
+
+:meth:`CmabBernoulli.from_pybandits_state <bandits_jax.cmab.CmabBernoulli.from_pybandits_state>`
+and :meth:`SmabBernoulli.from_pybandits_state <bandits_jax.smab.SmabBernoulli.from_pybandits_state>`
+build a model whose posterior (every layer's ``mu`` / ``sigma``, the prior family and its ``nu``),
+counts, strategy, exploration settings and ``update_kwargs`` are PyBandits'. Its posterior-mean
+logits then equal PyBandits' ``forward_pass`` at the ``mu`` weights up to float32 rounding (PyBandits
+computes in float64): tests/test_pybandits_migration.py checks it on states written by real
+PyBandits 8.4.1 (``benchmarks/make_pybandits_fixtures.py``). ``to_pybandits_state()`` writes the
+model back in PyBandits' form, where it can be expressed there.
+
+What PyBandits has and this library does not yet is refused with a clear error, before anything
+is built: ``decay_factor``, soft rewards (fractional counts), categorical features and embeddings,
+a shared backbone, the adaptive window (``delta``), actions whose networks or settings differ, and
+strategies other than ``ClassicBandit`` / ``BestActionIdentificationBandit``. PyBandits 8.4.1's own
+``get_state`` writes a CMAB's ``BestActionIdentificationBandit`` as ``{}`` (its ``exploit_p`` is
+lost, and PyBandits' ``from_state`` reads it back as ``ClassicBandit``); such a state loads as
+``ClassicBandit`` here too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+from bandits_jax import _validation as val
+from bandits_jax._object import make_exploration
+from bandits_jax.bnn import MLP
+from bandits_jax.likelihoods import BernoulliStats
+from bandits_jax.strategy import BestActionIdentificationBandit, ClassicBandit, Strategy
+
+__all__ = ["PYBANDITS_VERSION", "read_state", "to_pybandits_state"]
+
+#: The PyBandits release whose state format this module reads and writes.
+PYBANDITS_VERSION = "8.4.1"
+
+
+class _Refused(ValueError):
+    pass
+
+
+def read_state(state: Any, expected_class: str) -> dict:
+    """The parsed top-level dict of a PyBandits ``get_state()`` (JSON text, or its
+    ``(class_name, json)`` tuple), checked to be of ``expected_class``."""
+    if isinstance(state, tuple):
+        if len(state) != 2 or state[0] != expected_class:
+            raise ValueError(
+                f"state must be PyBandits' ({expected_class!r}, json) pair, got class {state[0]!r}"
+            )
+        state = state[1]
+    if isinstance(state, bytes):
+        state = state.decode("utf-8")
+    if not isinstance(state, str):
+        raise TypeError(f"state must be the JSON text of PyBandits' get_state(), got {type(state).__name__}")
+    try:
+        data = json.loads(state)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"state is not valid JSON: {err}") from None
+    try:
+        manager = data["actions_manager"]
+        actions = manager["meta_model"]["actions"]
+    except (KeyError, TypeError):
+        raise ValueError("state must hold actions_manager.meta_model.actions (PyBandits 8.x)") from None
+    if not isinstance(actions, dict) or not actions:
+        raise ValueError("state holds no actions")
+    if manager.get("delta") is not None:
+        raise _Refused("the adaptive window (actions_manager.delta) is not supported here")
+    if manager.get("use_soft_rewards"):
+        raise _Refused("soft rewards are not supported here yet (counts must be whole numbers)")
+    if manager["meta_model"].get("backbone") is not None:
+        raise _Refused("a shared backbone (meta_model.backbone) is not supported here")
+    return data
+
+
+def strategy_of(data: dict) -> Strategy:
+    spec = data.get("strategy") or {}
+    if spec == {}:
+        return ClassicBandit()
+    if set(spec) == {"exploit_p"}:
+        return BestActionIdentificationBandit(exploit_p=float(spec["exploit_p"]))
+    raise _Refused(
+        f"strategy {spec!r} is not one this library reads (ClassicBandit, BestActionIdentificationBandit)"
+    )
+
+
+def exploration_of(data: dict, ids: tuple):
+    limited = data.get("limited_actions")
+    return make_exploration(
+        data.get("epsilon"),
+        data.get("default_action"),
+        ids,
+        data.get("default_action_fraction"),
+        None if limited is None else list(limited),
+        data.get("limited_action_fraction"),
+    )
+
+
+def key_of(data: dict, random_seed: Any):
+    seed = random_seed if random_seed is not None else data.get("random_seed")
+    return val.key_from_seed(val.random_seed(seed))
+
+
+def counts_of(model: dict, aid: Any) -> tuple[int, int]:
+    if model.get("decay_factor") is not None:
+        raise _Refused(f"action {aid!r} has a decay_factor, which is not supported here yet")
+    out = []
+    for name in ("n_successes", "n_failures"):
+        value = model.get(name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or value != math.floor(value)
+            or value < 1
+        ):
+            raise _Refused(
+                f"action {aid!r} has {name}={value!r}; whole counts >= 1 only (fractional counts of soft "
+                "rewards are not supported here yet)"
+            )
+        if value > np.iinfo(np.int32).max:
+            raise _Refused(f"action {aid!r} has {name}={value!r}, beyond the int32 counters")
+        out.append(int(value))
+    return out[0], out[1]
+
+
+def smab_parts(data: dict) -> tuple[tuple, BernoulliStats]:
+    actions = data["actions_manager"]["meta_model"]["actions"]
+    ids = val.action_ids_tuple(list(actions))
+    counts = [counts_of(actions[aid], aid) for aid in ids]
+    stats = BernoulliStats(
+        jnp.asarray([c[0] for c in counts], jnp.int32), jnp.asarray([c[1] for c in counts], jnp.int32)
+    )
+    return ids, stats
+
+
+# ------------------------------------------------------------------------------------------ cMAB
+_SAME = ("activation", "use_residual_connections", "update_kwargs", "calibrate_output_bias")
+
+
+def _array(params: dict, name: str, aid: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(params[name], np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"action {aid!r}: a layer parameter lacks a numeric {name!r}") from None
+    if not np.isfinite(arr).all():
+        raise ValueError(f"action {aid!r}: a layer's {name!r} is not finite")
+    return arr
+
+
+def _uniform(values: list[np.ndarray], what: str) -> float:
+    flat = np.concatenate([np.ravel(v) for v in values])
+    if not np.allclose(flat, flat[0], rtol=1e-6, atol=0):
+        raise _Refused(f"{what} differs between weights; a single value is supported here")
+    return float(flat[0])
+
+
+def _prior_of(layers_init: list[dict], aid: Any) -> dict[str, Any]:
+    """``dist_params_init``, ``use_layerwise_scaling`` and ``bias_std`` that rebuild PyBandits'
+    initial layer parameters (``bnn_layer_params_init``)."""
+    mus = [_array(p[k], "mu", aid) for p in layers_init for k in ("weight", "bias")]
+    mu = _uniform(mus, f"action {aid!r}: the prior's mu")
+    weight_sigmas = [_array(p["weight"], "sigma", aid) for p in layers_init]
+    per_layer = [_uniform([s], f"action {aid!r}: a layer's prior sigma") for s in weight_sigmas]
+    fan_in = [s.shape[0] for s in weight_sigmas]
+    bias = _uniform(
+        [_array(p["bias"], "sigma", aid) for p in layers_init], f"action {aid!r}: the bias prior sigma"
+    )
+    if all(math.isclose(s, per_layer[0], rel_tol=1e-6) for s in per_layer):
+        # one sigma for every weight (with a single layer, layerwise scaling looks the same: the
+        # weights' sigma and the biases' sigma rebuild the same prior either way)
+        sigma, layerwise = per_layer[0], False
+    else:
+        scaled = [s * math.sqrt(f) for s, f in zip(per_layer, fan_in)]
+        if not all(math.isclose(s, scaled[0], rel_tol=1e-5) for s in scaled):
+            raise _Refused(
+                f"action {aid!r}: the layers' prior sigmas follow neither one value nor layerwise scaling"
+            )
+        sigma, layerwise = scaled[0], True
+    # float32's precision (the state here, and what to_pybandits_state writes): 0.699999988 -> 0.7
+    mu, sigma, bias = (float(f"{v:.7g}") for v in (mu, sigma, bias))
+    bias_std = None if math.isclose(bias, sigma, rel_tol=1e-6) else bias
+    nus = [p[k].get("nu") for p in layers_init for k in ("weight", "bias")]
+    out = {
+        "dist_params_init": {"mu": mu, "sigma": sigma},
+        "use_layerwise_scaling": layerwise,
+        "bias_std": bias_std,
+    }
+    if any(n is not None for n in nus):
+        out["dist_type"] = "studentt"
+        out["dist_params_init"]["nu"] = _uniform(
+            [np.asarray(n, np.float64) for n in nus], f"action {aid!r}: nu"
+        )
+    else:
+        out["dist_type"] = "normal"
+    return out
+
+
+def cmab_parts(data: dict) -> tuple[tuple, dict, list[tuple[list, list]], BernoulliStats]:
+    """``(ids, cold_start keyword arguments, per action [(weight, bias)] of mu and of sigma,
+    counters)`` of a PyBandits CMAB state, every action checked to share the network and settings."""
+    actions = data["actions_manager"]["meta_model"]["actions"]
+    ids = val.action_ids_tuple(list(actions))
+    first = actions[ids[0]]
+    kwargs: dict[str, Any] | None = None
+    posteriors, counts = [], []
+    for aid in ids:
+        model = actions[aid]
+        if not isinstance(model, dict) or "model_params" not in model:
+            raise ValueError(f"action {aid!r} is not a PyBandits Bayesian neural network")
+        for name in _SAME:
+            if model.get(name) != first.get(name):
+                raise _Refused(
+                    f"actions {ids[0]!r} and {aid!r} differ in {name}; one setting for all is supported here"
+                )
+        features = model.get("feature_config") or {}
+        if features.get("categorical_features_configs"):
+            raise _Refused("categorical features (embeddings) are not supported here yet")
+        params = model["model_params"]
+        if params.get("embedding_params") is not None:
+            raise _Refused("embeddings are not supported here yet")
+        layers, layers_init = (
+            params.get("bnn_layer_params"),
+            params.get("bnn_layer_params_init") or params.get("bnn_layer_params"),
+        )
+        if not isinstance(layers, list) or not layers:
+            raise ValueError(f"action {aid!r} has no bnn_layer_params")
+        prior = _prior_of(layers_init, aid)
+        widths = [_array(layers[0]["weight"], "mu", aid).shape[0]] + [
+            _array(p["weight"], "mu", aid).shape[1] for p in layers
+        ]
+        if widths[-1] != 1:
+            raise _Refused(
+                f"action {aid!r} has {widths[-1]} outputs; one (a Bernoulli logit) is supported here"
+            )
+        action_kwargs = {
+            "n_features": int(widths[0]),
+            "hidden_dim_list": [int(w) for w in widths[1:-1]] or None,
+            "activation": model.get("activation", "tanh"),
+            "use_residual_connections": bool(model.get("use_residual_connections", False)),
+            "update_kwargs": {k: v for k, v in (model.get("update_kwargs") or {}).items() if v is not None},
+            "calibrate_output_bias": bool(model.get("calibrate_output_bias", False)),
+            **prior,
+        }
+        if kwargs is None:
+            kwargs = action_kwargs
+        elif action_kwargs != kwargs:
+            raise _Refused(
+                f"actions {ids[0]!r} and {aid!r} differ in network or prior; one for all is supported here"
+            )
+        mu = [(_array(p["weight"], "mu", aid), _array(p["bias"], "mu", aid)) for p in layers]
+        sigma = [(_array(p["weight"], "sigma", aid), _array(p["bias"], "sigma", aid)) for p in layers]
+        if any((s <= 0).any() for pair in sigma for s in pair):
+            raise ValueError(f"action {aid!r} has a sigma that is not > 0")
+        posteriors.append((mu, sigma))
+        counts.append(counts_of(model, aid))
+    stats = BernoulliStats(
+        jnp.asarray([c[0] for c in counts], jnp.int32), jnp.asarray([c[1] for c in counts], jnp.int32)
+    )
+    return ids, kwargs, posteriors, stats
+
+
+def stacked_mlp(template: MLP, per_action: list[list[tuple[np.ndarray, np.ndarray]]]) -> MLP:
+    """``template`` (an MLP with a leading action axis) with every layer's weight and bias
+    replaced by ``per_action``'s, stacked over actions (shapes must match: checked by the caller)."""
+    layers = template.layers
+    dtype = layers[0].weight.dtype
+    weights = [jnp.asarray(np.stack([a[i][0] for a in per_action]), dtype) for i in range(len(layers))]
+    biases = [jnp.asarray(np.stack([a[i][1] for a in per_action]), dtype) for i in range(len(layers))]
+    for i, layer in enumerate(layers):
+        if weights[i].shape != layer.weight.shape or biases[i].shape != layer.bias.shape:
+            raise ValueError(
+                f"layer {i} of the state is {weights[i].shape[1:]} / {biases[i].shape[1:]}, the network "
+                f"needs {layer.weight.shape[1:]} / {layer.bias.shape[1:]}"
+            )
+    out = eqx.tree_at(lambda m: [layer.weight for layer in m.layers], template, weights)
+    return eqx.tree_at(lambda m: [layer.bias for layer in m.layers], out, biases)
+
+
+# ------------------------------------------------------------------------------------------ writing
+def _pybandits_update_kwargs(update_kwargs: dict) -> dict:
+    out = {
+        "num_steps": update_kwargs["num_steps"],
+        "method": "advi",
+        "optimizer_type": update_kwargs["optimizer_type"],
+        "optimizer_kwargs": dict(update_kwargs["optimizer_kwargs"]),
+        "batch_size": update_kwargs["batch_size"],
+        "early_stopping_kwargs": update_kwargs.get("early_stopping_kwargs"),
+        "lr_scheduler_type": update_kwargs.get("lr_scheduler_type"),
+        "lr_scheduler_kwargs": update_kwargs.get("lr_scheduler_kwargs"),
+        "restore_best_svi_state": update_kwargs.get("restore_best_svi_state", False),
+        "num_particles": update_kwargs["num_particles"],
+        "gradient_clip_norm": update_kwargs["gradient_clip_norm"],
+        "kl_annealing_fraction": update_kwargs.get("kl_annealing_fraction"),
+        "epochs": update_kwargs.get("epochs"),
+    }
+    return out
+
+
+def _layer_dicts(loc: MLP, scale: MLP, a: int, nu: float | None) -> list[dict]:
+    out = []
+    for ll, sl in zip(loc.layers, scale.layers, strict=True):
+        layer = {}
+        for name in ("weight", "bias"):
+            params = {
+                "mu": np.asarray(getattr(ll, name)[a], np.float64).tolist(),
+                "sigma": np.asarray(getattr(sl, name)[a], np.float64).tolist(),
+            }
+            if nu is not None:
+                params["nu"] = np.full(np.shape(params["mu"]), nu).tolist()
+            layer[name] = params
+        out.append(layer)
+    return out
+
+
+def to_pybandits_state(mab: Any) -> tuple[str, str]:
+    """``(class_name, json)`` in PyBandits 8.4.1's ``get_state()`` form (see the module docstring)."""
+    from bandits_jax.cmab import CmabBernoulli, CmabConfig
+
+    strategy = mab.strategy
+    if type(strategy) is ClassicBandit:
+        strategy_json: dict = {}
+    elif type(strategy) is BestActionIdentificationBandit:
+        strategy_json = {"exploit_p": float(strategy.exploit_p)}
+    else:
+        raise ValueError(f"strategy {type(strategy).__name__} cannot be expressed in PyBandits' state")
+    exploration = mab.exploration
+    top = {
+        "epsilon": None if exploration is None else exploration.epsilon,
+        "default_action": None if exploration is None else exploration.default_action,
+        "default_action_fraction": None if exploration is None else exploration.default_action_fraction,
+        "limited_actions": None
+        if exploration is None or exploration.limited_actions is None
+        else [a for a in mab.action_ids if a in exploration.limited_actions],
+        "limited_action_fraction": None if exploration is None else exploration.limited_action_fraction,
+        "version": PYBANDITS_VERSION,
+        "random_seed": None,
+    }
+    for aid in mab.action_ids:
+        if not isinstance(aid, str):
+            raise ValueError(f"PyBandits' action ids are strings; this model has {aid!r}")
+    state, _ = mab._snapshot()
+    if isinstance(mab, CmabBernoulli):
+        config = mab.config
+        if not isinstance(config, CmabConfig):
+            raise ValueError(f"policy {mab.policy_name!r} cannot be expressed in PyBandits (its BNN only)")
+        if config.init_scale is not None:
+            raise ValueError(
+                "update_kwargs['init_scale'] has no PyBandits counterpart; build the model without it"
+            )
+        nu = config.nu if config.dist_type == "studentt" else None
+        cold = type(mab)._cold_state(config, 1)
+        actions = {}
+        for a, aid in enumerate(mab.action_ids):
+            n_s, n_f = int(state.stats.n_successes[a]), int(state.stats.n_failures[a])
+            actions[aid] = {
+                "activation": config.activation,
+                "n_successes": n_s,
+                "n_failures": n_f,
+                "decay_factor": None,
+                "model_params": {
+                    "bnn_layer_params": _layer_dicts(state.loc, state.scale, a, nu),
+                    "bnn_layer_params_init": _layer_dicts(cold.loc, cold.scale, 0, nu),
+                    "embedding_params": None,
+                    "embedding_params_init": None,
+                },
+                "update_kwargs": _pybandits_update_kwargs(config.update_kwargs),
+                "use_residual_connections": config.use_residual_connections,
+                "feature_config": {"n_features": config.n_features, "categorical_features_configs": []},
+                "random_seed": None,
+                "calibrate_output_bias": config.calibrate_output_bias,
+                "bias_calibrated": bool(config.calibrate_output_bias and (n_s, n_f) != (1, 1)),
+            }
+        meta = {"actions": actions, "backbone": None, "random_seed": None}
+        name = "CmabBernoulli"
+    else:
+        actions = {
+            aid: {
+                "n_successes": int(state.n_successes[a]),
+                "n_failures": int(state.n_failures[a]),
+                "decay_factor": None,
+                "decayed_n_successes": None,
+                "decayed_n_failures": None,
+            }
+            for a, aid in enumerate(mab.action_ids)
+        }
+        meta = {"actions": actions}
+        name = "SmabBernoulli"
+    data = {
+        "actions_manager": {
+            "meta_model": meta,
+            "delta": None,
+            "use_soft_rewards": False,
+            "actions_with_change": [],
+        },
+        "strategy": strategy_json,
+        **top,
+    }
+    return name, json.dumps(data)

@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "tests" / "data" / "pybandits"
 
-CHILD = r'''
+CHILD = r"""
 import json, sys
 import numpy as np
 from pybandits.cmab import CmabBernoulli
@@ -73,7 +73,7 @@ counts = {aid: [m.n_successes, m.n_failures] for aid, m in smab.actions.items()}
 with open(f"{out}/smab_epsilon_limited.json", "w") as f:
     json.dump({"class": cls, "state": state, "counts": counts}, f, indent=1)
 print("wrote fixtures to", out)
-'''
+"""
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ import numpy as np
 from bandits_jax import _validation as val
 from bandits_jax._object import make_exploration
 from bandits_jax.bnn import MLP
+from bandits_jax.config import CmabConfig
 from bandits_jax.likelihoods import BernoulliStats
 from bandits_jax.strategy import BestActionIdentificationBandit, ClassicBandit, Strategy
 
@@ -318,8 +319,6 @@ def _layer_dicts(loc: MLP, scale: MLP, a: int, nu: float | None) -> list[dict]:
 
 def to_pybandits_state(mab: Any) -> tuple[str, str]:
     """``(class_name, json)`` in PyBandits 8.4.1's ``get_state()`` form (see the module docstring)."""
-    from bandits_jax.cmab import CmabBernoulli, CmabConfig
-
     strategy = mab.strategy
     if type(strategy) is ClassicBandit:
         strategy_json: dict = {}
@@ -343,7 +342,7 @@ def to_pybandits_state(mab: Any) -> tuple[str, str]:
         if not isinstance(aid, str):
             raise ValueError(f"PyBandits' action ids are strings; this model has {aid!r}")
     state, _ = mab._snapshot()
-    if isinstance(mab, CmabBernoulli):
+    if mab._kind == "cmab":  # the object-API base's hook: no import of the classes here
         config = mab.config
         if not isinstance(config, CmabConfig):
             raise ValueError(f"policy {mab.policy_name!r} cannot be expressed in PyBandits (its BNN only)")

@@ -96,6 +96,8 @@ def _fraction(name: str, value: Any, *, open_low: bool = False) -> float:
 def _known_id(name: str, value: Any, ids: tuple) -> Any:
     if isinstance(value, np.integer):
         value = int(value)
+    elif isinstance(value, str) and type(value) is not str:  # np.str_ and other str subclasses
+        value = str(value)
     try:
         known = type(value) in (str, int) and value in ids
     except TypeError:

@@ -105,6 +105,7 @@ class _Watch(NamedTuple):
     best: Array  # the guide after the epoch of lowest mean loss
     best_loss: Array
     epoch_sum: Array  # this epoch's losses so far
+    epoch_len: Array  # and how many
     previous: Array  # the last epoch's mean loss (NaN before the first)
     count: Array  # epochs in a row whose change stayed under the tolerance
     stopped: Array
@@ -140,18 +141,24 @@ class _Monitor(NamedTuple):
 
     def start(self, params: Array, dtype) -> _Watch:
         inf, nan = jnp.asarray(jnp.inf, dtype), jnp.asarray(jnp.nan, dtype)
-        zero, no = jnp.zeros((), dtype), jnp.zeros((), bool)
-        return _Watch(params, inf, zero, nan, jnp.zeros((), jnp.int32), no, jnp.zeros((), jnp.int32))
+        zero, no, none = jnp.zeros((), dtype), jnp.zeros((), bool), jnp.zeros((), jnp.int32)
+        return _Watch(params, inf, zero, none, nan, none, no, none)
 
-    def step(self, inner, per_epoch, carry, draws):
+    def step(self, inner, per_epoch, last, carry, draws):
+        """One SVI step, then the epoch bookkeeping. ``last``: the action's number of steps (the
+        loop's, or its own under ``epochs``); its final step closes a shorter last epoch, as
+        PyBandits splits ``num_steps`` (``num_steps < per_epoch`` makes one epoch), and steps
+        after it (an action frozen under ``epochs``) count for nothing."""
         params, opt_state, watch = carry
         (new_params, new_opt), loss = inner((params, opt_state), draws)
         frozen = watch.stopped
         new_params = jnp.where(frozen, params, new_params)
         new_opt = jax.tree.map(lambda a, b: jnp.where(frozen, a, b), opt_state, new_opt)
-        epoch_sum = watch.epoch_sum + loss
-        end = ((watch.t + 1) % per_epoch == 0) & ~frozen
-        epoch_loss = epoch_sum / per_epoch
+        running = ~frozen & (watch.t < last)
+        epoch_sum = watch.epoch_sum + jnp.where(running, loss, 0.0)
+        epoch_len = watch.epoch_len + running.astype(jnp.int32)
+        end = running & (((watch.t + 1) % per_epoch == 0) | (watch.t + 1 == last))
+        epoch_loss = epoch_sum / jnp.maximum(epoch_len, 1)
         better = end & (epoch_loss < watch.best_loss)
         best = jnp.where(better, new_params, watch.best)
         best_loss = jnp.where(better, epoch_loss, watch.best_loss)
@@ -165,7 +172,8 @@ class _Monitor(NamedTuple):
             previous = jnp.where(end, epoch_loss, previous)
             stopped = frozen | (end & (count >= self.patience))
         epoch_sum = jnp.where(end, 0.0, epoch_sum)
-        watch = _Watch(best, best_loss, epoch_sum, previous, count, stopped, watch.t + 1)
+        epoch_len = jnp.where(end, 0, epoch_len)
+        watch = _Watch(best, best_loss, epoch_sum, epoch_len, previous, count, stopped, watch.t + 1)
         return (new_params, new_opt, watch), loss
 
 
@@ -319,7 +327,8 @@ def _fit_one(
         (params, _), losses = jax.lax.scan(step, (params, opt.init(params)), steps)
     else:
         carry = (params, opt.init(params), monitor.start(params, x.dtype))
-        (params, _, watch), losses = jax.lax.scan(partial(monitor.step, step, per_epoch), carry, steps)
+        last = n_steps if active is None else active
+        (params, _, watch), losses = jax.lax.scan(partial(monitor.step, step, per_epoch, last), carry, steps)
         if config.svi.restore_best_svi_state:
             params = watch.best
     new_loc, new_scale = params[0], jnp.exp(params[1])

@@ -526,7 +526,8 @@ def _exploration_from_json(spec: Any, action_ids: tuple):
 def _strategy_from_json(spec: dict):
     if not isinstance(spec, dict) or not isinstance(spec.get("fields"), dict):
         raise ModelFormatError(f"strategy must hold class and fields, got {spec!r}")
-    cls = strategy_module.registered_strategies().get(spec.get("class"))
+    name = spec.get("class")
+    cls = strategy_module.registered_strategies().get(name) if isinstance(name, str) else None
     if cls is None:
         raise ModelFormatError(
             f"unknown strategy {spec.get('class')!r}: register its class with "

@@ -115,6 +115,7 @@ def counts_of(model: dict, aid: Any) -> tuple[int, int]:
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, float))
+            or not math.isfinite(value)
             or value != math.floor(value)
             or value < 1
         ):
@@ -128,7 +129,7 @@ def counts_of(model: dict, aid: Any) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def smab_parts(data: dict) -> tuple[tuple, BernoulliStats]:
+def _smab_parts(data: dict) -> tuple[tuple, BernoulliStats]:
     actions = data["actions_manager"]["meta_model"]["actions"]
     ids = val.action_ids_tuple(list(actions))
     counts = [counts_of(actions[aid], aid) for aid in ids]
@@ -200,7 +201,7 @@ def _prior_of(layers_init: list[dict], aid: Any) -> dict[str, Any]:
     return out
 
 
-def cmab_parts(data: dict) -> tuple[tuple, dict, list[tuple[list, list]], BernoulliStats]:
+def _cmab_parts(data: dict) -> tuple[tuple, dict, list[tuple[list, list]], BernoulliStats]:
     """``(ids, cold_start keyword arguments, per action [(weight, bias)] of mu and of sigma,
     counters)`` of a PyBandits CMAB state, every action checked to share the network and settings."""
     actions = data["actions_manager"]["meta_model"]["actions"]
@@ -237,12 +238,15 @@ def cmab_parts(data: dict) -> tuple[tuple, dict, list[tuple[list, list]], Bernou
             raise _Refused(
                 f"action {aid!r} has {widths[-1]} outputs; one (a Bernoulli logit) is supported here"
             )
+        update_kwargs = {k: v for k, v in (model.get("update_kwargs") or {}).items() if v is not None}
+        if update_kwargs.get("epochs") is not None:
+            update_kwargs.pop("num_steps", None)  # PyBandits writes both; epochs takes precedence
         action_kwargs = {
             "n_features": int(widths[0]),
             "hidden_dim_list": [int(w) for w in widths[1:-1]] or None,
             "activation": model.get("activation", "tanh"),
             "use_residual_connections": bool(model.get("use_residual_connections", False)),
-            "update_kwargs": {k: v for k, v in (model.get("update_kwargs") or {}).items() if v is not None},
+            "update_kwargs": update_kwargs,
             "calibrate_output_bias": bool(model.get("calibrate_output_bias", False)),
             **prior,
         }
@@ -262,6 +266,26 @@ def cmab_parts(data: dict) -> tuple[tuple, dict, list[tuple[list, list]], Bernou
         jnp.asarray([c[0] for c in counts], jnp.int32), jnp.asarray([c[1] for c in counts], jnp.int32)
     )
     return ids, kwargs, posteriors, stats
+
+
+def _malformed(parse):
+    """``parse`` with a malformed structure (a missing key, a list too short, a non-dict) reported
+    as a ValueError naming it, as every other refusal here."""
+
+    def wrapped(data: dict):
+        try:
+            return parse(data)
+        except (KeyError, IndexError, AttributeError, OverflowError) as err:
+            raise ValueError(
+                f"state is not a PyBandits 8.x state this library reads: {type(err).__name__} {err}"
+            ) from None
+
+    wrapped.__doc__ = parse.__doc__
+    return wrapped
+
+
+smab_parts = _malformed(_smab_parts)
+cmab_parts = _malformed(_cmab_parts)
 
 
 def stacked_mlp(template: MLP, per_action: list[list[tuple[np.ndarray, np.ndarray]]]) -> MLP:

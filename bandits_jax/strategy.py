@@ -98,14 +98,14 @@ def register_strategy(cls=None, *, name=None):
         key = f"{cls.__module__}.{cls.__qualname__}" if name is None else name
         if not isinstance(key, str) or not key:
             raise TypeError(f"name must be a non-empty string, got {name!r}")
-        with _REGISTRY_LOCK:
+        with _REGISTRY_LOCK:  # every check first, then both maps change together
             old = _REGISTRY.get(key, cls)
-            if old is not cls:
-                if (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
-                    raise ValueError(f"strategy name {key!r} is already registered to {old!r}")
-                del _NAMES[old]  # the same class defined again (a rerun notebook cell): the new one wins
+            if old is not cls and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise ValueError(f"strategy name {key!r} is already registered to {old!r}")
             if _NAMES.get(cls, key) != key:
                 raise ValueError(f"{cls!r} is already registered as {_NAMES[cls]!r}")
+            if old is not cls:  # the same class defined again (a rerun notebook cell): the new one wins
+                del _NAMES[old]
             _REGISTRY[key] = cls
             _NAMES[cls] = key
         return cls

@@ -128,3 +128,18 @@ def test_calibration_of_a_failed_fit_changes_nothing_and_replay_calibrates_its_p
     grouped = GroupedFeedback(jnp.zeros((1, 4, 2)), jnp.array([[1.0, 1.0, 1.0, 0.0]]), jnp.ones((1, 4), bool))
     new, _ = policy.update_grouped(jax.random.key(0), state, grouped)
     np.testing.assert_allclose(np.asarray(new.prior_loc.layers[-1].bias), [[math.log(3)]], rtol=1e-5)
+
+
+def test_replay_calibration_is_undone_by_a_failed_fit():
+    from bandits_jax.policies import SviSettings
+
+    svi = SviSettings(5, step_size=1e38, optimizer_type="sgd")
+    policy = BnnTS(Network(2), svi=svi, replay_capacity=8, calibrate_output_bias=True)
+    state = policy.init(1, sigma=1.0)
+    grouped = GroupedFeedback(
+        jnp.full((1, 4, 2), 100.0), jnp.array([[1.0, 1.0, 1.0, 0.0]]), jnp.ones((1, 4), bool)
+    )
+    new, info = policy.update_grouped(jax.random.key(0), state, grouped)
+    assert not bool(info.ok[0])
+    np.testing.assert_array_equal(np.asarray(new.prior_loc.layers[-1].bias), 0.0)
+    np.testing.assert_array_equal(np.asarray(new.loc.layers[-1].bias), 0.0)

@@ -169,3 +169,23 @@ def test_bad_input_and_models_pybandits_cannot_hold():
         CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs={"init_scale": 0.1}).to_pybandits_state()
     with pytest.raises(ValueError, match="action ids are strings"):
         CmabBernoulli.cold_start([1, 2], n_features=2).to_pybandits_state()
+
+
+def test_malformed_structures_are_value_errors():
+    for edit in (
+        lambda d: _actions(d)["a"]["model_params"]["bnn_layer_params"][0].pop("weight"),
+        lambda d: _actions(d)["a"].update(n_successes=float("inf")),
+        lambda d: _actions(d)["a"]["model_params"]["bnn_layer_params"][0]["weight"].update(mu=[1.0, 2.0]),
+    ):
+        with pytest.raises(ValueError):
+            CmabBernoulli.from_pybandits_state(_edited("cmab_studentt_hidden.json", edit))
+
+
+def test_epochs_come_across_without_the_both_keys_warning():
+    import warnings
+
+    mab = CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs={"epochs": 3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = CmabBernoulli.from_pybandits_state(mab.to_pybandits_state())
+    assert back.config.epochs == 3

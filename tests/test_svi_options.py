@@ -313,3 +313,19 @@ def test_epochs_through_the_object_api():
     assert CmabBernoulli.from_state(mab.get_state()).config.epochs == 4
     with pytest.raises(ValueError, match="update_kwargs\\['epochs'\\] must be a positive int"):
         CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs={"epochs": 0})
+
+
+def test_restore_best_closes_a_short_last_epoch_as_pybandits():
+    """With minibatches an epoch is n_valid // batch_size steps (32 // 8 = 4 here); PyBandits splits
+    num_steps into such epochs plus a shorter last one, so num_steps=3 is one epoch whose guide is
+    the final one (a restore that never saw an epoch end used to drop the whole update), and
+    num_steps=6 is epochs of 4 and 2 steps: the kept guide is the one after the better of them."""
+    fit = _one_action(SviSettings(6, step_size=0.05, batch_size=8))
+    plain3 = SviSettings(3, step_size=0.05, batch_size=8)
+    restored3 = fit(SviSettings(3, step_size=0.05, batch_size=8, restore_best_svi_state=True), 3)
+    np.testing.assert_allclose(_flat(restored3), _flat(fit(plain3, 3)), rtol=1e-6, atol=1e-7)
+    plain6 = SviSettings(6, step_size=0.05, batch_size=8)
+    losses = np.asarray(fit(plain6, 6).losses)
+    best_end = 4 if losses[:4].mean() < losses[4:].mean() else 6
+    restored6 = fit(SviSettings(6, step_size=0.05, batch_size=8, restore_best_svi_state=True), 6)
+    np.testing.assert_allclose(_flat(restored6), _flat(fit(plain6, best_end)), rtol=1e-6, atol=1e-7)

@@ -125,3 +125,20 @@ def test_registration_rules():
     register_strategy(second)
     names = {v: k for k, v in registered_strategies().items()}
     assert second in names and first not in names
+
+
+def test_a_refused_registration_changes_nothing():
+    from bandits_jax.strategy import strategy_name
+
+    def define():
+        class Twice(ClassicBandit):
+            pass
+
+        return Twice
+
+    first, second = define(), define()
+    register_strategy(first, name="tests.twice.one")
+    register_strategy(second, name="tests.twice.two")
+    with pytest.raises(ValueError, match="already registered as"):
+        register_strategy(second, name="tests.twice.one")  # the redefinition, already under another name
+    assert strategy_name(first) == "tests.twice.one" and strategy_name(second) == "tests.twice.two"

@@ -109,7 +109,9 @@ class BnnTS(PolicyBase):
         calibrate_output_bias: PyBandits' option: on an action's first update (its counters still
             at the prior's 1 and 1, so again after ``reset``), the output bias's prior mean becomes
             ``logit(clip(mean reward, 1e-6, 1 - 1e-6))`` of that update's rows before the fit (the
-            guide starts there); a fit that goes non-finite leaves the action as it was.
+            guide starts there); a fit that goes non-finite leaves the action's posterior and
+            prior as they were (with replay its rows are still buffered and counted, so that
+            action is not calibrated again).
     """
 
     network: Network
@@ -303,6 +305,7 @@ def _update_grouped(
     x = grouped.context.astype(dtype)
     y = grouped.rewards.astype(dtype)
     n_rows = grouped.valid.sum(axis=1).astype(jnp.int32)
+    original = state
     if policy.calibrate_output_bias:
         calibrated = _calibrated_output_bias(state, y, grouped.valid)
         if policy.replay_capacity is not None:  # the replay fit's prior is the original one
@@ -340,8 +343,12 @@ def _update_grouped(
 
     loc = jax.tree.map(keep, result.loc, state.loc)
     scale = jax.tree.map(keep, result.scale, state.scale)
+    prior_loc = state.prior_loc
+    if policy.calibrate_output_bias:  # a failed fit leaves the calibration undone too
+        revert = partial(jax.tree.map, lambda new, old: _where_rows(result.ok, new, old))
+        loc, prior_loc = revert(loc, original.loc), revert(prior_loc, original.prior_loc)
     stats = policy.likelihood.update_stats(state.stats, y, grouped.valid)
-    new_state = BnnReplayState(loc, scale, stats, state.prior_loc, state.prior_scale, buffer)
+    new_state = BnnReplayState(loc, scale, stats, prior_loc, state.prior_scale, buffer)
     return new_state, UpdateInfo(result.losses, result.ok, n_rows)
 
 

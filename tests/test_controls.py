@@ -165,7 +165,31 @@ BAD_SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize(("kwargs", "exc", "message"), BAD_SETTINGS)
+BAD_PYBANDITS_RULES = [
+    ({"epsilon": 0.1, "default_action_fraction": 0.5}, ValueError, "default_action_fraction needs"),
+    ({"epsilon": 0.1, "default_action": "a", "default_action_fraction": 0.0}, ValueError, "(0, 1]"),
+    ({"limited_actions": {"a"}}, ValueError, "must be given together"),
+    ({"limited_action_fraction": 0.5}, ValueError, "must be given together"),
+    (
+        {"limited_actions": {"z"}, "limited_action_fraction": 0.5},
+        ValueError,
+        "limited_actions must be one of",
+    ),
+    ({"limited_actions": "a", "limited_action_fraction": 0.5}, TypeError, "limited_actions must be a set"),
+    (
+        {"limited_actions": {"a"}, "limited_action_fraction": 1.5},
+        ValueError,
+        "limited_action_fraction must lie",
+    ),
+    (
+        {"epsilon": 0.1, "default_action": "a", "limited_actions": {"a"}, "limited_action_fraction": 0.5},
+        ValueError,
+        "must not hold the default_action",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "exc", "message"), BAD_SETTINGS + BAD_PYBANDITS_RULES)
 def test_bad_settings_name_the_argument(kwargs, exc, message):
     for build in (
         lambda: CmabBernoulli.cold_start(["a", 1], n_features=2, **kwargs),
@@ -226,41 +250,6 @@ def test_limited_actions_compete_at_their_rate():
         ["a", "b"], random_seed=0, limited_actions={"a", "b"}, limited_action_fraction=0.0
     )
     assert set(every.predict_arrays(1000)[0].tolist()) == {"a", "b"}
-
-
-BAD_PYBANDITS_RULES = [
-    ({"epsilon": 0.1, "default_action_fraction": 0.5}, ValueError, "default_action_fraction needs"),
-    ({"epsilon": 0.1, "default_action": "a", "default_action_fraction": 0.0}, ValueError, "(0, 1]"),
-    ({"limited_actions": {"a"}}, ValueError, "must be given together"),
-    ({"limited_action_fraction": 0.5}, ValueError, "must be given together"),
-    (
-        {"limited_actions": {"z"}, "limited_action_fraction": 0.5},
-        ValueError,
-        "limited_actions must be one of",
-    ),
-    ({"limited_actions": "a", "limited_action_fraction": 0.5}, TypeError, "limited_actions must be a set"),
-    (
-        {"limited_actions": {"a"}, "limited_action_fraction": 1.5},
-        ValueError,
-        "limited_action_fraction must lie",
-    ),
-    (
-        {"epsilon": 0.1, "default_action": "a", "limited_actions": {"a"}, "limited_action_fraction": 0.5},
-        ValueError,
-        "must not hold the default_action",
-    ),
-]
-
-
-@pytest.mark.parametrize(("kwargs", "exc", "message"), BAD_PYBANDITS_RULES)
-def test_pybandits_rules_for_fractions_and_limited_actions(kwargs, exc, message):
-    for build in (
-        lambda: CmabBernoulli.cold_start(["a", 1], n_features=2, **kwargs),
-        lambda: SmabBernoulli.cold_start(["a", 1], **kwargs),
-    ):
-        with pytest.raises(exc) as info:
-            build()
-        assert message in str(info.value)
 
 
 def test_fractions_and_limited_actions_save_and_transfer():

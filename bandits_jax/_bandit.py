@@ -36,6 +36,7 @@ from bandits_jax._object import (
     unpad_actions,
     warn_saturated_ids,
 )
+from bandits_jax.likelihoods import SoftBernoulli, host_counts
 from bandits_jax.policies.base import GroupedFeedback, UpdateInfo, stats_of
 from bandits_jax.strategy import ClassicBandit, Strategy
 
@@ -185,9 +186,9 @@ _COUNTER_TOP = int(np.iinfo(np.int32).max)
 
 
 def _counters(state) -> tuple[np.ndarray, np.ndarray]:
-    """The state's success and failure counters on the host (int64: sums cannot wrap)."""
-    stats = stats_of(state)
-    return np.asarray(stats.n_successes, np.int64), np.asarray(stats.n_failures, np.int64)
+    """The state's success and failure counters on the host (int64, float64 for soft rewards:
+    sums cannot wrap)."""
+    return host_counts(stats_of(state))
 
 
 class Bandit:
@@ -331,6 +332,19 @@ class Bandit:
         return None if exploration is None else exploration.limited_actions
 
     @property
+    def use_soft_rewards(self) -> bool:
+        """PyBandits' flag: whether ``update`` takes any reward in [0, 1] (else only 0/1)."""
+        return isinstance(self._policy.likelihood, SoftBernoulli)
+
+    @property
+    def decay_factor(self) -> float | None:
+        """PyBandits' forgetting factor in (0, 1] (None: the model never forgets)."""
+        config = self._config
+        if hasattr(config, "decay_factor"):
+            return config.decay_factor
+        return dict(getattr(config, "init", ())).get("decay_factor")
+
+    @property
     def limited_action_fraction(self) -> float | None:
         exploration = self.exploration
         return None if exploration is None else exploration.limited_action_fraction
@@ -452,7 +466,7 @@ class Bandit:
             state, info, new_key, overflow = update_step(self._policy, old, self._key, grouped)
             # host bookkeeping while the update runs: the counters' upper bounds assume every fit
             # succeeds (a failed one adds nothing, so they stay upper bounds)
-            successes = np.bincount(idx, rewards, minlength=n_actions).astype(np.int64)
+            successes = np.bincount(idx, rewards, minlength=n_actions)  # float64: exact sums
             failures = counts[:n_actions] - successes
             bound = self.__dict__.get("_count_bound")
             if bound is None or bound[0] is not old:

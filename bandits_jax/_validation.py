@@ -162,8 +162,55 @@ def as_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
         raise TypeError(f"{name} must hold real 0/1 numbers, got dtype {arr.dtype}")
     if arr.size and not np.all((arr == 0) | (arr == 1)):
         bad = arr[~((arr == 0) | (arr == 1))][0]
-        raise ValueError(f"{name} must be binary (0 or 1), got {bad!r}")
+        raise ValueError(
+            f"{name} must be binary (0 or 1), got {bad!r} (a model built with use_soft_rewards=True "
+            "takes rewards in [0, 1])"
+        )
     return arr.astype(np.int32)
+
+
+def as_soft_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
+    """Soft rewards: real numbers in [0, 1] (bools as 0/1) as a float32 array."""
+    if isinstance(rewards, (str, bytes)) or not isinstance(rewards, (Sequence, np.ndarray, Iterable)):
+        raise TypeError(f"{name} must be a list of rewards in [0, 1], got {rewards!r}")
+    items = rewards if isinstance(rewards, np.ndarray) else list(rewards)
+    if not isinstance(items, np.ndarray) and any(
+        isinstance(r, (Sequence, np.ndarray)) and not isinstance(r, (str, bytes)) for r in items
+    ):
+        raise ValueError(f"{name} must be 1-D (one reward per row), got nested values")
+    if not isinstance(items, np.ndarray) and not all(
+        isinstance(r, (numbers.Real, np.bool_)) and not isinstance(r, np.datetime64) for r in items
+    ):
+        bad = next(r for r in items if not isinstance(r, (numbers.Real, np.bool_)))
+        raise TypeError(f"{name} must hold real numbers in [0, 1], got {bad!r} ({type(bad).__name__})")
+    try:
+        arr = np.asarray(items)
+    except Exception as err:
+        raise ValueError(f"{name} must be a 1-D list of numbers in [0, 1]: {err}") from err
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size and (arr.dtype.kind not in "biuf"):
+        raise TypeError(f"{name} must hold real numbers in [0, 1], got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    inside = (arr >= 0) & (arr <= 1)  # False for NaN
+    if not inside.all():
+        raise ValueError(f"{name} must lie in [0, 1] (soft rewards), got {float(arr[~inside][0])!r}")
+    return arr.astype(np.float32)
+
+
+def check_decay_factor(decay_factor: Any, name: str = "decay_factor") -> None:
+    """ValueError / TypeError unless ``decay_factor`` is a real scalar in (0, 1] (a traced value,
+    a sweep's, is checked by nobody)."""
+    if isinstance(decay_factor, jax.core.Tracer):
+        return
+    if isinstance(decay_factor, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"{name} must be a number in (0, 1], got {decay_factor!r}")
+    try:
+        value = np.asarray(decay_factor, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number in (0, 1], got {decay_factor!r}") from None
+    if value.ndim != 0 or not 0.0 < float(value) <= 1.0:  # NaN fails the comparison too
+        raise ValueError(f"{name} must be a scalar in (0, 1], got {decay_factor!r}")
 
 
 def check_lengths(**named: Sized) -> int:

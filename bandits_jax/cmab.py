@@ -15,6 +15,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
@@ -29,6 +30,7 @@ from bandits_jax._bandit import ArrayPrediction, Bandit, SviDivergenceWarning, m
 from bandits_jax._object import CounterSaturationWarning
 from bandits_jax.bnn import MLP
 from bandits_jax.config import CmabConfig, make_config
+from bandits_jax.likelihoods import host_counts
 from bandits_jax.policies.base import UpdateInfo, stats_of
 from bandits_jax.policies.bnn_ts import BnnState, BnnTS
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -48,8 +50,8 @@ class ActionView:
     Bayesian-MLP policy; None for other policies) and its whole slice of the policy's state."""
 
     action_id: Any
-    n_successes: int
-    n_failures: int
+    n_successes: int | float  # a float for soft rewards
+    n_failures: int | float
     loc: MLP | None
     scale: MLP | None
     state: Any = None
@@ -84,11 +86,10 @@ class _Actions(Mapping):
     def __getitem__(self, action_id) -> ActionView:
         i = self._index[action_id]
         if self._counts is None:
-            stats = stats_of(self._state)
-            self._counts = (np.asarray(stats.n_successes), np.asarray(stats.n_failures))
+            self._counts = host_counts(stats_of(self._state))
         one = jax.tree.map(lambda leaf: leaf[i], self._state)
         loc, scale = (one.loc, one.scale) if isinstance(one, BnnState) else (None, None)
-        return ActionView(action_id, int(self._counts[0][i]), int(self._counts[1][i]), loc, scale, one)
+        return ActionView(action_id, self._counts[0][i].item(), self._counts[1][i].item(), loc, scale, one)
 
     def __iter__(self) -> Iterator:
         return iter(self._ids)
@@ -158,6 +159,8 @@ class CmabBernoulli(Bandit):
         use_layerwise_scaling=False,
         bias_std=None,
         calibrate_output_bias=False,
+        use_soft_rewards=False,
+        decay_factor=None,
     ) -> CmabBernoulli:
         """A model whose every action's posterior is the prior.
 
@@ -204,6 +207,14 @@ class CmabBernoulli(Bandit):
                 that compete on a row only with probability ``limited_action_fraction`` and are
                 masked out otherwise (unless no action would be left), as PyBandits, e.g. to
                 keep new arms from being over-explored.
+            use_soft_rewards: PyBandits' flag: ``update`` takes any real reward in [0, 1] (a soft
+                label; the counters add ``r`` to the successes and ``1 - r`` to the failures, so
+                ``n_successes`` is a float), not only 0/1.
+            decay_factor: PyBandits' forgetting, in (0, 1] (None: none): before each fit of an
+                action that has learned something, every posterior scale is divided by it, so
+                the model follows a reward that drifts (see
+                :mod:`bandits_jax.policies.forgetting`). Data: a new value compiles nothing.
+                Policies other than ``bnn_ts`` take it where they have a forgetting rule.
 
         Examples:
             >>> mab = CmabBernoulli.cold_start(["x", "y"], n_features=2, hidden_dim_list=[8])
@@ -224,9 +235,17 @@ class CmabBernoulli(Bandit):
                     f"policy {policy!r} takes its settings in policy_kwargs"
                 )
             config = _policy_config(policy, *args, dist_params_init, update_kwargs, policy_kwargs)
+            config = _with_reward_options(config, use_soft_rewards, decay_factor)
         else:
             config = make_config(
-                *args, dist_params_init, update_kwargs, use_layerwise_scaling, bias_std, calibrate_output_bias
+                *args,
+                dist_params_init,
+                update_kwargs,
+                use_layerwise_scaling,
+                bias_std,
+                calibrate_output_bias,
+                use_soft_rewards,
+                decay_factor,
             )
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
@@ -266,13 +285,17 @@ class CmabBernoulli(Bandit):
             kwargs["use_layerwise_scaling"],
             kwargs["bias_std"],
             kwargs["calibrate_output_bias"],
+            kwargs["use_soft_rewards"],
+            kwargs["decay_factor"],
         )
         template = cls._cold_state(config, len(ids))
-        loc = compat.stacked_mlp(template.loc, [mu for mu, _ in posteriors])
-        scale = compat.stacked_mlp(template.scale, [sigma for _, sigma in posteriors])
-        return cls._build(
-            ids, config, BnnState(loc, scale, stats), strategy, compat.key_of(data, random_seed), exploration
-        )
+        cold = template.base if config.decay_factor is not None else template
+        loc = compat.stacked_mlp(cold.loc, [mu for mu, _ in posteriors])
+        scale = compat.stacked_mlp(cold.scale, [sigma for _, sigma in posteriors])
+        state = BnnState(loc, scale, stats)
+        if config.decay_factor is not None:
+            state = template._replace(base=state)
+        return cls._build(ids, config, state, strategy, compat.key_of(data, random_seed), exploration)
 
     def to_pybandits_state(self) -> tuple[str, str]:
         """``(class_name, json)`` as PyBandits 8.4.1's ``get_state()`` writes it, for its
@@ -291,19 +314,22 @@ class CmabBernoulli(Bandit):
     def _policy_of(cls, config: CmabConfig | PolicyConfig) -> Any:
         if isinstance(config, PolicyConfig):
             return config.policy
-        return BnnTS.from_config(config)  # static settings; mu and sigma are data
+        policy = BnnTS.from_config(config)  # static settings; mu, sigma and decay are data
+        return policy if config.decay_factor is None else _forgetting(policy)
 
     @classmethod
     def _cold_state(cls, config: CmabConfig | PolicyConfig, n_actions: int) -> Any:
         if isinstance(config, PolicyConfig):
             return config.policy.init(n_actions, **dict(config.init))
-        return BnnTS.from_config(config).init(
-            n_actions,
-            config.mu,
-            config.sigma,
-            use_layerwise_scaling=config.use_layerwise_scaling,
-            bias_std=config.bias_std,
-        )
+        prior = {
+            "mu": config.mu,
+            "sigma": config.sigma,
+            "use_layerwise_scaling": config.use_layerwise_scaling,
+            "bias_std": config.bias_std,
+        }
+        if config.decay_factor is not None:
+            prior["decay_factor"] = config.decay_factor
+        return cls._policy_of(config).init(n_actions, **prior)
 
     def _config_json(self) -> dict:
         if isinstance(self._config, PolicyConfig):
@@ -341,7 +367,9 @@ class CmabBernoulli(Bandit):
         if isinstance(old, CmabConfig) and isinstance(new, CmabConfig):
             check_network_growth(old, new, common)
         elif old != new and (
-            type(old) is not type(new) or old.policy != new.policy or old.n_features != new.n_features
+            type(old) is not type(new)
+            or _learner(old.policy) != _learner(new.policy)
+            or old.n_features != new.n_features
         ):
             raise ValueError(
                 f"cannot carry action {common[0]!r} over: the template runs {_describe(new)} and the "
@@ -516,6 +544,41 @@ def _describe(config: CmabConfig | PolicyConfig) -> str:
     return "bnn_ts (the Bayesian MLP)"
 
 
+def _with_reward_options(config: PolicyConfig, use_soft_rewards, decay_factor) -> PolicyConfig:
+    """``config`` whose policy takes soft rewards and forgets by ``decay_factor`` (validated)."""
+    from bandits_jax.policies import spec
+
+    if not isinstance(use_soft_rewards, (bool, np.bool_)):
+        raise TypeError(f"use_soft_rewards must be a bool, got {use_soft_rewards!r}")
+    policy, init = config.policy, dict(config.init)
+    if use_soft_rewards:
+        policy = spec.with_soft_rewards(policy)
+    if decay_factor is not None:
+        val.check_decay_factor(decay_factor)
+        try:
+            policy = _forgetting(policy)
+        except TypeError as err:
+            raise ValueError(f"decay_factor: {err}") from None
+        init["decay_factor"] = float(decay_factor)
+    return dataclasses.replace(config, policy=policy, init=tuple(sorted(init.items())))
+
+
+def _learner(policy: Any) -> Any:
+    """What a transfer must keep equal: the policy without forgetting, soft or not (the counters
+    are converted, see :mod:`bandits_jax.transfer`)."""
+    from bandits_jax.policies import spec
+    from bandits_jax.policies.forgetting import Forgetting
+
+    return spec.with_soft_rewards(policy.base if isinstance(policy, Forgetting) else policy)
+
+
+@functools.lru_cache(maxsize=256)
+def _forgetting(policy: Any) -> Any:
+    from bandits_jax.policies.forgetting import Forgetting
+
+    return Forgetting(policy)
+
+
 def _policy_config(
     name,
     n_features,
@@ -582,6 +645,8 @@ _ADDED_FIELDS = {
     "bias_std": None,
     "calibrate_output_bias": False,
     "epochs": None,
+    "use_soft_rewards": False,
+    "decay_factor": None,
 }
 
 

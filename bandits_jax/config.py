@@ -154,6 +154,8 @@ class CmabConfig:
     use_layerwise_scaling: bool = False
     bias_std: float | None = None
     calibrate_output_bias: bool = False
+    use_soft_rewards: bool = False
+    decay_factor: float | None = None
     num_steps: int = 1000
     step_size: float = 0.1
     optimizer_type: str = "adam"
@@ -207,6 +209,13 @@ class CmabConfig:
             _check_finite("bias_std", self.bias_std, positive=True)
         if not isinstance(self.calibrate_output_bias, bool):
             raise TypeError(f"calibrate_output_bias must be a bool, got {self.calibrate_output_bias!r}")
+        if not isinstance(self.use_soft_rewards, bool):
+            raise TypeError(f"use_soft_rewards must be a bool, got {self.use_soft_rewards!r}")
+        if self.decay_factor is not None:
+            from bandits_jax._validation import check_decay_factor
+
+            check_decay_factor(self.decay_factor)
+            object.__setattr__(self, "decay_factor", float(self.decay_factor))
         _check_positive_int(name("num_steps"), self.num_steps)
         _check_finite(name("step_size"), self.step_size, positive=True)
         if self.batch_size is not None:
@@ -280,6 +289,8 @@ def make_config(
     use_layerwise_scaling=False,
     bias_std=None,
     calibrate_output_bias=False,
+    use_soft_rewards=False,
+    decay_factor=None,
 ) -> CmabConfig:
     """Build a :class:`CmabConfig` from PyBandits-style arguments, validating every one.
 
@@ -322,6 +333,8 @@ def make_config(
             use_layerwise_scaling=use_layerwise_scaling,
             bias_std=bias_std,
             calibrate_output_bias=calibrate_output_bias,
+            use_soft_rewards=use_soft_rewards,
+            decay_factor=decay_factor,
             **upd,
         )
     finally:

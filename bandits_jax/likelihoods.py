@@ -27,7 +27,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, Real
 
-__all__ = ["Bernoulli", "BernoulliStats", "saturating_add"]
+__all__ = [
+    "Bernoulli",
+    "BernoulliStats",
+    "SoftBernoulli",
+    "SoftBernoulliStats",
+    "counts",
+    "host_counts",
+    "saturating_add",
+]
 
 
 class BernoulliStats(NamedTuple):
@@ -35,6 +43,40 @@ class BernoulliStats(NamedTuple):
 
     n_successes: Int[Array, " n_actions"]
     n_failures: Int[Array, " n_actions"]
+
+
+class SoftBernoulliStats(NamedTuple):
+    """Per-action counters of soft rewards in [0, 1] (:class:`SoftBernoulli`): a row of reward
+    ``r`` adds ``r`` to the successes and ``1 - r`` to the failures, as PyBandits counts them.
+    Each count is held as a whole part (int32, from 1, saturating like :class:`BernoulliStats`)
+    plus a fraction in [0, 1) (float32), so it stays exact to float32's resolution of the
+    fraction however large it grows (a float32 count would stop moving at 2**24).
+    :func:`counts` gives the totals."""
+
+    n_successes: Int[Array, " n_actions"]
+    n_failures: Int[Array, " n_actions"]
+    frac_successes: Float[Array, " n_actions"]
+    frac_failures: Float[Array, " n_actions"]
+
+
+def counts(stats: Any) -> tuple[Float[Array, " n_actions"], Float[Array, " n_actions"]]:
+    """The success and failure totals of either kind of counters, as float32 on the device (for
+    use inside compiled code; :func:`host_counts` reads them exactly on the host)."""
+    s, f = stats.n_successes.astype(jnp.float32), stats.n_failures.astype(jnp.float32)
+    if isinstance(stats, SoftBernoulliStats):
+        s, f = s + stats.frac_successes, f + stats.frac_failures
+    return s, f
+
+
+def host_counts(stats: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The success and failure totals on the host: int64 for whole counts, float64 (whole part
+    plus fraction) for soft ones."""
+    s, f = np.asarray(stats.n_successes, np.int64), np.asarray(stats.n_failures, np.int64)
+    if isinstance(stats, SoftBernoulliStats):
+        return s + np.asarray(stats.frac_successes, np.float64), f + np.asarray(
+            stats.frac_failures, np.float64
+        )
+    return s, f
 
 
 def saturating_add(count: Int[Array, "*n"], add: Int[Array, "*n"]) -> Int[Array, "*n"]:
@@ -91,3 +133,67 @@ class Bernoulli:
         from bandits_jax import _validation
 
         return _validation.as_rewards(rewards, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class SoftBernoulli(Bernoulli):
+    """:class:`Bernoulli` for soft rewards in [0, 1] (PyBandits' ``use_soft_rewards=True``): the
+    same log-likelihood (a reward is a soft label), counters that add fractions
+    (:class:`SoftBernoulliStats`), and an object API that accepts any real number in [0, 1].
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> lik = SoftBernoulli()
+        >>> stats = lik.update_stats(lik.init_stats(1), jnp.array([[0.25, 1.0]]), jnp.array([[True, True]]))
+        >>> [float(c[0]) for c in counts(stats)]
+        [2.25, 1.75]
+    """
+
+    name = "soft_bernoulli"
+
+    def init_stats(self, n_actions: int) -> SoftBernoulliStats:
+        ones = jnp.asarray(np.ones((n_actions,), np.int32))
+        zeros = jnp.asarray(np.zeros((n_actions,), np.float32))
+        return SoftBernoulliStats(ones, ones, zeros, zeros)
+
+    def update_stats(
+        self,
+        stats: SoftBernoulliStats,
+        y: Real[Array, "n_actions rows"],
+        valid: Bool[Array, "n_actions rows"],
+        ok: Bool[Array, " n_actions"] | None = None,
+    ) -> SoftBernoulliStats:
+        """Add each action's reward mass to its successes and the rest of its rows to its
+        failures; an action whose ``ok`` is False keeps its counts."""
+        n_rows = valid.sum(axis=1).astype(jnp.int32)
+        mass = jnp.where(valid, y, 0).astype(jnp.float32).sum(axis=1)
+        if ok is not None:
+            n_rows, mass = jnp.where(ok, n_rows, 0), jnp.where(ok, mass, 0.0)
+        whole = jnp.floor(mass)
+        part = mass - whole  # in [0, 1): the batch's fraction, added to the kept one below
+        whole_s = whole.astype(jnp.int32)
+        # the failures' mass is n_rows - mass = (n_rows - whole - 1) + (1 - part) when part > 0
+        has_part = part > 0
+        whole_f = n_rows - whole_s - has_part.astype(jnp.int32)
+        part_f = jnp.where(has_part, 1.0 - part, 0.0)
+        frac_s, carry_s = _carry(stats.frac_successes + part)
+        frac_f, carry_f = _carry(stats.frac_failures + part_f)
+        return SoftBernoulliStats(
+            saturating_add(stats.n_successes, whole_s + carry_s),
+            saturating_add(stats.n_failures, whole_f + carry_f),
+            frac_s,
+            frac_f,
+        )
+
+    def check_rewards(self, rewards: Any, name: str = "rewards") -> np.ndarray:
+        """Host-side validation for the object API: real rewards in [0, 1] as a float32 array."""
+        from bandits_jax import _validation
+
+        return _validation.as_soft_rewards(rewards, name)
+
+
+def _carry(total: Float[Array, " n"]) -> tuple[Float[Array, " n"], Int[Array, " n"]]:
+    """``total`` (a kept fraction plus a batch's, so in [0, 2] after rounding) split into a
+    fraction in [0, 1) and the whole units it carries."""
+    carry = jnp.floor(total)
+    return total - carry, carry.astype(jnp.int32)

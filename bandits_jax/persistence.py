@@ -14,8 +14,9 @@ header), the ``strategy`` (class name and numeric fields), the PRNG key's implem
 manifest of the ``arrays`` (name, dtype, shape) and a ``sha256`` of the header and every array.
 A model with exploration settings adds ``exploration`` (``epsilon``, ``default_action``,
 ``default_action_fraction``, ``limited_actions``, ``limited_action_fraction``) and is
-written as version 3, which older readers refuse rather than drop the settings; any other model is
-written as version 2, as before.
+written as version 3, which older readers refuse rather than drop the settings; a model with soft
+rewards or forgetting (its config says so, its state holds fractional or decayed counts) as
+version 4; any other model as version 2, as before.
 
 Two containers carry it:
 
@@ -72,7 +73,7 @@ from bandits_jax.policies.base import stats_of
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFormatError", "from_state", "get_state", "load", "save"]
 
 FORMAT = "bandits_jax.model"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 # what a model without version-3 settings (``exploration``) is written as
 _PLAIN_VERSION = 2
 # Version 1 (bandits_jax before the policy contract) kept a CMAB's counters at the top of its state;
@@ -212,6 +213,8 @@ def _encode(model) -> tuple[dict, list[np.ndarray]]:
             "limited_actions": None if limited is None else [a for a in model.action_ids if a in limited],
             "limited_action_fraction": exploration.limited_action_fraction,
         }
+    if getattr(model, "use_soft_rewards", False) or getattr(model, "decay_factor", None) is not None:
+        header["format_version"] = 4  # older readers would not know the config's fields
     header["sha256"] = _digest(header, arrays)
     return header, arrays
 
@@ -462,6 +465,16 @@ def _from_base64(spec: _Spec, text) -> np.ndarray:
 _COUNTERS = ("n_successes", "n_failures")
 
 
+# float leaves with a range: soft counts' fractions, decayed counts, the forgetting factor
+_RANGES = {
+    "frac_successes": (0.0, 1.0, False, "fractions of counts outside [0, 1)"),
+    "frac_failures": (0.0, 1.0, False, "fractions of counts outside [0, 1)"),
+    "decayed_n_successes": (1.0, np.inf, True, "decayed counts that are not >= 1"),
+    "decayed_n_failures": (1.0, np.inf, True, "decayed counts that are not >= 1"),
+    "decay_factor": (np.finfo(np.float32).tiny, 1.0, True, "a decay_factor outside (0, 1]"),
+}
+
+
 def _check_values(plan: _Plan, arrays: list[np.ndarray]) -> None:
     """Finite floats, scales > 0, counts >= 1 (they start at 1 and only grow; a Beta(0, b) draw
     would be NaN): what a hand edit with a new checksum may break."""
@@ -473,6 +486,11 @@ def _check_values(plan: _Plan, arrays: list[np.ndarray]) -> None:
                 raise ModelFormatError(f"array {spec.name!r} holds posterior scales that are not > 0")
         elif i in plan.counts and not (a >= 1).all():
             raise ModelFormatError(f"array {spec.name!r} holds counts that are not >= 1")
+        leaf = spec.name.rsplit(".", 1)[-1]
+        if leaf in _RANGES:
+            low, high, closed, what = _RANGES[leaf]
+            if not ((a >= low) & ((a <= high) if closed else (a < high))).all():
+                raise ModelFormatError(f"array {spec.name!r} holds {what}")
 
 
 def _decode(cls: type, header: dict, arrays: list[np.ndarray], plan: _Plan):

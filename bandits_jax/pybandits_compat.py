@@ -9,8 +9,9 @@ computes in float64): tests/test_pybandits_migration.py checks it on states writ
 PyBandits 8.4.1 (``benchmarks/make_pybandits_fixtures.py``). ``to_pybandits_state()`` writes the
 model back in PyBandits' form, where it can be expressed there.
 
-What PyBandits has and this library does not yet is refused with a clear error, before anything
-is built: ``decay_factor``, soft rewards (fractional counts), categorical features and embeddings,
+Soft rewards (``use_soft_rewards``, fractional counts) and ``decay_factor`` (with an sMAB's decayed
+counts) carry over both ways. What PyBandits has and this library does not yet is refused with a
+clear error, before anything is built: categorical features and embeddings,
 a shared backbone, the adaptive window (``delta``), actions whose networks or settings differ, and
 strategies other than ``ClassicBandit`` / ``BestActionIdentificationBandit``. PyBandits 8.4.1's own
 ``get_state`` writes a CMAB's ``BestActionIdentificationBandit`` as ``{}`` (its ``exploit_p`` is
@@ -32,7 +33,9 @@ from bandits_jax import _validation as val
 from bandits_jax._object import make_exploration
 from bandits_jax.bnn import MLP
 from bandits_jax.config import CmabConfig
-from bandits_jax.likelihoods import BernoulliStats
+from bandits_jax.likelihoods import BernoulliStats, SoftBernoulliStats, host_counts
+from bandits_jax.policies.base import stats_of
+from bandits_jax.policies.forgetting import DecayedCounts, ForgettingState
 from bandits_jax.strategy import BestActionIdentificationBandit, ClassicBandit, Strategy
 
 __all__ = ["PYBANDITS_VERSION", "read_state", "to_pybandits_state"]
@@ -71,8 +74,10 @@ def read_state(state: Any, expected_class: str) -> dict:
         raise ValueError("state holds no actions")
     if manager.get("delta") is not None:
         raise _Refused("the adaptive window (actions_manager.delta) is not supported here")
-    if manager.get("use_soft_rewards"):
-        raise _Refused("soft rewards are not supported here yet (counts must be whole numbers)")
+    if not isinstance(manager.get("use_soft_rewards", False), bool):
+        raise ValueError(
+            f"actions_manager.use_soft_rewards must be a bool, got {manager['use_soft_rewards']!r}"
+        )
     if manager["meta_model"].get("backbone") is not None:
         raise _Refused("a shared backbone (meta_model.backbone) is not supported here")
     return data
@@ -106,9 +111,14 @@ def key_of(data: dict, random_seed: Any):
     return val.key_from_seed(val.random_seed(seed))
 
 
-def counts_of(model: dict, aid: Any) -> tuple[int, int]:
-    if model.get("decay_factor") is not None:
-        raise _Refused(f"action {aid!r} has a decay_factor, which is not supported here yet")
+def soft_rewards_of(data: dict) -> bool:
+    """PyBandits' ``use_soft_rewards`` (the actions manager's flag)."""
+    return bool(data["actions_manager"].get("use_soft_rewards", False))
+
+
+def counts_of(model: dict, aid: Any, soft: bool) -> tuple[Any, Any]:
+    """An action's ``n_successes`` and ``n_failures``: whole numbers >= 1, or with soft rewards
+    any real numbers >= 1."""
     out = []
     for name in ("n_successes", "n_failures"):
         value = model.get(name)
@@ -116,27 +126,84 @@ def counts_of(model: dict, aid: Any) -> tuple[int, int]:
             isinstance(value, bool)
             or not isinstance(value, (int, float))
             or not math.isfinite(value)
-            or value != math.floor(value)
             or value < 1
         ):
-            raise _Refused(
-                f"action {aid!r} has {name}={value!r}; whole counts >= 1 only (fractional counts of soft "
-                "rewards are not supported here yet)"
+            raise ValueError(f"action {aid!r} has {name}={value!r}; counts must be finite numbers >= 1")
+        if not soft and value != math.floor(value):
+            raise ValueError(
+                f"action {aid!r} has {name}={value!r}: fractional counts need soft rewards, but "
+                "actions_manager.use_soft_rewards is false"
             )
-        if value > np.iinfo(np.int32).max:
+        if value >= np.iinfo(np.int32).max:
             raise _Refused(f"action {aid!r} has {name}={value!r}, beyond the int32 counters")
-        out.append(int(value))
+        out.append(value)
     return out[0], out[1]
 
 
-def _smab_parts(data: dict) -> tuple[tuple, BernoulliStats]:
+def stats_of_counts(counts: list[tuple[Any, Any]], soft: bool):
+    """The likelihood's counters of per-action ``(n_successes, n_failures)``."""
+    s = np.asarray([c[0] for c in counts], np.float64)
+    f = np.asarray([c[1] for c in counts], np.float64)
+    if not soft:
+        return BernoulliStats(jnp.asarray(s.astype(np.int32)), jnp.asarray(f.astype(np.int32)))
+    whole_s, whole_f = np.floor(s), np.floor(f)
+    return SoftBernoulliStats(
+        jnp.asarray(whole_s.astype(np.int32)),
+        jnp.asarray(whole_f.astype(np.int32)),
+        jnp.asarray((s - whole_s).astype(np.float32)),
+        jnp.asarray((f - whole_f).astype(np.float32)),
+    )
+
+
+def decay_of(actions: dict, ids: tuple) -> float | None:
+    """The actions' common ``decay_factor`` (None: no forgetting); one value for all here."""
+    values = {actions[aid].get("decay_factor") for aid in ids}
+    if len(values) != 1:
+        raise _Refused(
+            f"the actions' decay_factor values differ ({sorted(map(str, values))}); one for all is supported here"
+        )
+    (value,) = values
+    if value is not None:
+        val.check_decay_factor(value)
+        value = float(value)
+    return value
+
+
+def _decayed_of(actions: dict, ids: tuple, counts: list[tuple[Any, Any]]) -> DecayedCounts:
+    """An sMAB's decayed counts (PyBandits seeds missing ones from the raw counts)."""
+    out = []
+    for aid, raw in zip(ids, counts):
+        pair = []
+        for name, seed in zip(("decayed_n_successes", "decayed_n_failures"), raw):
+            value = actions[aid].get(name)
+            value = seed if value is None else value
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value < 1
+            ):
+                raise ValueError(
+                    f"action {aid!r} has {name}={value!r}; decayed counts must be finite numbers >= 1"
+                )
+            pair.append(float(value))
+        out.append(pair)
+    arr = np.asarray(out, np.float32)
+    return DecayedCounts(jnp.asarray(arr[:, 0]), jnp.asarray(arr[:, 1]))
+
+
+def _smab_parts(data: dict) -> tuple[tuple, Any, bool, float | None]:
+    """``(ids, state, use_soft_rewards, decay_factor)`` of a PyBandits sMAB state."""
     actions = data["actions_manager"]["meta_model"]["actions"]
     ids = val.action_ids_tuple(list(actions))
-    counts = [counts_of(actions[aid], aid) for aid in ids]
-    stats = BernoulliStats(
-        jnp.asarray([c[0] for c in counts], jnp.int32), jnp.asarray([c[1] for c in counts], jnp.int32)
-    )
-    return ids, stats
+    soft = soft_rewards_of(data)
+    counts = [counts_of(actions[aid], aid, soft) for aid in ids]
+    stats = stats_of_counts(counts, soft)
+    decay = decay_of(actions, ids)
+    if decay is None:
+        return ids, stats, soft, decay
+    factor = jnp.full((len(ids),), decay, jnp.float32)
+    return ids, ForgettingState(stats, factor, _decayed_of(actions, ids, counts)), soft, decay
 
 
 # ------------------------------------------------------------------------------------------ cMAB
@@ -201,7 +268,7 @@ def _prior_of(layers_init: list[dict], aid: Any) -> dict[str, Any]:
     return out
 
 
-def _cmab_parts(data: dict) -> tuple[tuple, dict, list[tuple[list, list]], BernoulliStats]:
+def _cmab_parts(data: dict) -> tuple[tuple, dict, list[tuple[list, list]], Any]:
     """``(ids, cold_start keyword arguments, per action [(weight, bias)] of mu and of sigma,
     counters)`` of a PyBandits CMAB state, every action checked to share the network and settings."""
     actions = data["actions_manager"]["meta_model"]["actions"]
@@ -261,11 +328,10 @@ def _cmab_parts(data: dict) -> tuple[tuple, dict, list[tuple[list, list]], Berno
         if any((s <= 0).any() for pair in sigma for s in pair):
             raise ValueError(f"action {aid!r} has a sigma that is not > 0")
         posteriors.append((mu, sigma))
-        counts.append(counts_of(model, aid))
-    stats = BernoulliStats(
-        jnp.asarray([c[0] for c in counts], jnp.int32), jnp.asarray([c[1] for c in counts], jnp.int32)
-    )
-    return ids, kwargs, posteriors, stats
+        counts.append(counts_of(model, aid, soft_rewards_of(data)))
+    kwargs["use_soft_rewards"] = soft_rewards_of(data)
+    kwargs["decay_factor"] = decay_of(actions, ids)
+    return ids, kwargs, posteriors, stats_of_counts(counts, kwargs["use_soft_rewards"])
 
 
 def _malformed(parse):
@@ -341,6 +407,12 @@ def _layer_dicts(loc: MLP, scale: MLP, a: int, nu: float | None) -> list[dict]:
     return out
 
 
+def _numbers(values: Any) -> list:
+    """Counts as JSON numbers: ints for whole counts, floats (shortest repr of float64) else."""
+    arr = np.asarray(values)
+    return arr.tolist() if arr.dtype.kind in "iu" else [float(v) for v in arr.astype(np.float64)]
+
+
 def to_pybandits_state(mab: Any) -> tuple[str, str]:
     """``(class_name, json)`` in PyBandits 8.4.1's ``get_state()`` form (see the module docstring)."""
     strategy = mab.strategy
@@ -366,6 +438,10 @@ def to_pybandits_state(mab: Any) -> tuple[str, str]:
         if not isinstance(aid, str):
             raise ValueError(f"PyBandits' action ids are strings; this model has {aid!r}")
     state, _ = mab._snapshot()
+    decay = mab.decay_factor
+    decayed = state.decayed if isinstance(state, ForgettingState) else None
+    state = state.base if isinstance(state, ForgettingState) else state
+    n_s, n_f = (_numbers(c) for c in host_counts(stats_of(state)))
     if mab._kind == "cmab":  # the object-API base's hook: no import of the classes here
         config = mab.config
         if not isinstance(config, CmabConfig):
@@ -376,14 +452,14 @@ def to_pybandits_state(mab: Any) -> tuple[str, str]:
             )
         nu = config.nu if config.dist_type == "studentt" else None
         cold = type(mab)._cold_state(config, 1)
+        cold = cold.base if isinstance(cold, ForgettingState) else cold
         actions = {}
         for a, aid in enumerate(mab.action_ids):
-            n_s, n_f = int(state.stats.n_successes[a]), int(state.stats.n_failures[a])
             actions[aid] = {
                 "activation": config.activation,
-                "n_successes": n_s,
-                "n_failures": n_f,
-                "decay_factor": None,
+                "n_successes": n_s[a],
+                "n_failures": n_f[a],
+                "decay_factor": decay,
                 "model_params": {
                     "bnn_layer_params": _layer_dicts(state.loc, state.scale, a, nu),
                     "bnn_layer_params_init": _layer_dicts(cold.loc, cold.scale, 0, nu),
@@ -395,18 +471,19 @@ def to_pybandits_state(mab: Any) -> tuple[str, str]:
                 "feature_config": {"n_features": config.n_features, "categorical_features_configs": []},
                 "random_seed": None,
                 "calibrate_output_bias": config.calibrate_output_bias,
-                "bias_calibrated": bool(config.calibrate_output_bias and (n_s, n_f) != (1, 1)),
+                "bias_calibrated": bool(config.calibrate_output_bias and (n_s[a], n_f[a]) != (1, 1)),
             }
         meta = {"actions": actions, "backbone": None, "random_seed": None}
         name = "CmabBernoulli"
     else:
+        decayed_s, decayed_f = (None, None) if decayed is None else (_numbers(c) for c in decayed)
         actions = {
             aid: {
-                "n_successes": int(state.n_successes[a]),
-                "n_failures": int(state.n_failures[a]),
-                "decay_factor": None,
-                "decayed_n_successes": None,
-                "decayed_n_failures": None,
+                "n_successes": n_s[a],
+                "n_failures": n_f[a],
+                "decay_factor": decay,
+                "decayed_n_successes": None if decayed is None else decayed_s[a],
+                "decayed_n_failures": None if decayed is None else decayed_f[a],
             }
             for a, aid in enumerate(mab.action_ids)
         }
@@ -416,7 +493,7 @@ def to_pybandits_state(mab: Any) -> tuple[str, str]:
         "actions_manager": {
             "meta_model": meta,
             "delta": None,
-            "use_soft_rewards": False,
+            "use_soft_rewards": mab.use_soft_rewards,
             "actions_with_change": [],
         },
         "strategy": strategy_json,

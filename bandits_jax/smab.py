@@ -16,8 +16,9 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, no_type_check
 
 import jax
 import jax.numpy as jnp
@@ -26,11 +27,12 @@ from jaxtyping import Array, Int, PRNGKeyArray
 
 from bandits_jax import _validation as val
 from bandits_jax._bandit import Bandit, make_exploration
-from bandits_jax.likelihoods import BernoulliStats, saturating_add
+from bandits_jax.likelihoods import BernoulliStats, SoftBernoulli, host_counts, saturating_add
+from bandits_jax.policies.base import stats_of
 from bandits_jax.policies.beta_bernoulli import BetaBernoulli
 from bandits_jax.strategy import ClassicBandit, Strategy
 
-__all__ = ["SmabBernoulli", "SmabState", "init", "predict", "update"]
+__all__ = ["SmabBernoulli", "SmabConfig", "SmabState", "init", "predict", "update"]
 
 #: Beta posterior of each action: ``Beta(n_successes, n_failures)``, both counted from 1 (the
 #: Bernoulli likelihood's counters are the whole state of the Beta-Bernoulli policy).
@@ -67,21 +69,45 @@ def update(
     return SmabState(saturating_add(state.n_successes, succ), saturating_add(state.n_failures, total - succ))
 
 
+@no_type_check  # the fields are checked with PyBandits' error messages, not by a type checker
+@dataclasses.dataclass(frozen=True)
+class SmabConfig:
+    """The reward options of a :class:`SmabBernoulli` (PyBandits' names): soft rewards in [0, 1]
+    and forgetting (``decay_factor`` in (0, 1], data; see
+    :mod:`bandits_jax.policies.forgetting`)."""
+
+    use_soft_rewards: bool = False
+    decay_factor: float | None = None
+
+    def __post_init__(self):
+        from bandits_jax._validation import check_decay_factor
+
+        if not isinstance(self.use_soft_rewards, (bool, np.bool_)):
+            raise TypeError(f"use_soft_rewards must be a bool, got {self.use_soft_rewards!r}")
+        object.__setattr__(self, "use_soft_rewards", bool(self.use_soft_rewards))
+        if self.decay_factor is not None:
+            check_decay_factor(self.decay_factor)
+            object.__setattr__(self, "decay_factor", float(self.decay_factor))
+
+
+_PLAIN = SmabConfig()
+
+
 @dataclasses.dataclass(frozen=True)
 class SmabActionView:
     action_id: Any
-    n_successes: int
-    n_failures: int
+    n_successes: int | float  # a float for soft rewards
+    n_failures: int | float
 
 
 class _Actions(Mapping):
-    def __init__(self, ids: tuple, state: SmabState):
+    def __init__(self, ids: tuple, state: Any):
         self._ids, self._index = ids, {a: i for i, a in enumerate(ids)}
-        self._s, self._f = np.asarray(state.n_successes), np.asarray(state.n_failures)
+        self._s, self._f = host_counts(stats_of(state))
 
     def __getitem__(self, aid) -> SmabActionView:
         i = self._index[aid]
-        return SmabActionView(aid, int(self._s[i]), int(self._f[i]))
+        return SmabActionView(aid, self._s[i].item(), self._f[i].item())
 
     def __iter__(self) -> Iterator:
         return iter(self._ids)
@@ -119,25 +145,33 @@ class SmabBernoulli(Bandit):
         default_action_fraction=None,
         limited_actions=None,
         limited_action_fraction=None,
+        use_soft_rewards=False,
+        decay_factor=None,
     ) -> SmabBernoulli:
         """Every action starts at ``Beta(1, 1)``; ``random_seed=None`` draws the seed from NumPy's
         global generator. ``epsilon`` and ``default_action``: epsilon-greedy on top of the strategy,
         as :meth:`bandits_jax.cmab.CmabBernoulli.cold_start` (exploiting rows pick by the posterior
-        mean)."""
+        mean). ``use_soft_rewards``: ``update`` takes rewards in [0, 1], counted as PyBandits
+        (``r`` success and ``1 - r`` failure per row). ``decay_factor`` in (0, 1]: PyBandits'
+        forgetting, each update of an action first shrinks its (decayed) counts toward the prior,
+        ``n <- 1 + decay_factor * (n - 1) + new``, and the draws come from those; the raw counts
+        (``actions[a].n_successes``) still add up everything."""
         ids = val.action_ids_tuple(action_ids)
         if not isinstance(strategy, Strategy):
             raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
+        config = SmabConfig(use_soft_rewards, decay_factor)
         exploration = make_exploration(
             epsilon, default_action, ids, default_action_fraction, limited_actions, limited_action_fraction
         )
         key = val.key_from_seed(val.random_seed(random_seed))
-        return cls._from_padded(ids, None, init(val.action_bucket(len(ids))), strategy, key, exploration)
+        state = cls._cold_state(config, val.action_bucket(len(ids)))
+        return cls._from_padded(ids, config, state, strategy, key, exploration)
 
     @classmethod
     def from_pybandits_state(cls, state, random_seed: int | None = None) -> SmabBernoulli:
         """The model PyBandits 8.x's ``SmabBernoulli.get_state()`` describes (JSON text or the
-        ``(class_name, json)`` pair): counts, strategy and exploration settings. Fractional counts
-        (soft rewards) and ``decay_factor`` are refused (not supported here yet).
+        ``(class_name, json)`` pair): counts (fractional with soft rewards), ``decay_factor`` and
+        the decayed counts, strategy and exploration settings.
 
         Raises:
             ValueError (or TypeError) naming the problem; nothing is built then.
@@ -145,10 +179,11 @@ class SmabBernoulli(Bandit):
         from bandits_jax import pybandits_compat as compat
 
         data = compat.read_state(state, "SmabBernoulli")
-        ids, stats = compat.smab_parts(data)
+        ids, state, soft, decay = compat.smab_parts(data)
+        config = SmabConfig(soft, decay)
         strategy = compat.strategy_of(data)
         exploration = compat.exploration_of(data, ids)
-        return cls._build(ids, None, stats, strategy, compat.key_of(data, random_seed), exploration)
+        return cls._build(ids, config, state, strategy, compat.key_of(data, random_seed), exploration)
 
     def to_pybandits_state(self) -> tuple[str, str]:
         """``(class_name, json)`` as PyBandits 8.4.1's ``SmabBernoulli.get_state()`` writes it."""
@@ -158,12 +193,30 @@ class SmabBernoulli(Bandit):
 
     # ------------------------------------------------------------------ hooks of the base
     @classmethod
-    def _policy_of(cls, config: None) -> BetaBernoulli:
-        return BetaBernoulli()
+    def _policy_of(cls, config: SmabConfig | None) -> Any:
+        return _policy(config or _PLAIN)
 
     @classmethod
-    def _cold_state(cls, config: None, n_actions: int) -> SmabState:
-        return init(n_actions)
+    def _cold_state(cls, config: SmabConfig | None, n_actions: int) -> Any:
+        config = config or _PLAIN
+        if config == _PLAIN:
+            return init(n_actions)
+        policy = _policy(config)
+        if config.decay_factor is None:
+            return policy.init(n_actions)
+        return policy.init(n_actions, decay_factor=config.decay_factor)
+
+    def _config_json(self) -> dict | None:
+        config = self._config or _PLAIN
+        return None if config == _PLAIN else dataclasses.asdict(config)  # older files: None
+
+    @classmethod
+    def _config_from_json(cls, fields: Any) -> SmabConfig:
+        if fields is None:
+            return _PLAIN
+        if not isinstance(fields, dict) or set(fields) != {"use_soft_rewards", "decay_factor"}:
+            raise ValueError(f"an sMAB config must hold use_soft_rewards and decay_factor, got {fields!r}")
+        return SmabConfig(**fields)
 
     # ------------------------------------------------------------------ read-only properties
     @property
@@ -205,6 +258,15 @@ class SmabBernoulli(Bandit):
         rew = self._policy.likelihood.check_rewards(rewards)
         n = val.check_lengths(actions=idx, rewards=rew)
         self._update_rows(idx, rew, _no_features(n))
+
+
+@functools.lru_cache(maxsize=8)
+def _policy(config: SmabConfig) -> Any:
+    """The policy of an sMAB config: Beta-Bernoulli, on soft counts, with forgetting."""
+    from bandits_jax.policies.forgetting import Forgetting
+
+    policy = BetaBernoulli(SoftBernoulli()) if config.use_soft_rewards else BetaBernoulli()
+    return policy if config.decay_factor is None else Forgetting(policy)
 
 
 def _no_features(n: int) -> np.ndarray:

@@ -26,6 +26,9 @@ import numpy as np
 
 from bandits_jax._bandit import Bandit
 from bandits_jax.config import CmabConfig
+from bandits_jax.likelihoods import BernoulliStats, SoftBernoulliStats, counts
+from bandits_jax.policies.base import stats_of
+from bandits_jax.policies.forgetting import DecayedCounts, ForgettingState
 
 __all__ = ["check_network_growth", "edit_model_on_the_fly"]
 
@@ -97,7 +100,10 @@ def edit_model_on_the_fly(current_mab: Mab, new_mab: Mab) -> Mab:
     common = [aid for aid in new_mab.action_ids if aid in index]
     if common:
         new_mab._check_transfer(current_mab, common)
+        old_state = _conform(old_state, new_state, src[src >= 0], common)
         state, key = _merge(old_state, new_state, src, new_key)
+        if isinstance(new_state, ForgettingState):  # the template's setting, as every other
+            state = state._replace(decay_factor=new_state.decay_factor)
     else:  # nothing to carry over; the arrays are immutable, so sharing them is safe
         state, key = new_state, jax.random.fold_in(new_key, _KEY_TAG)
     _log_merge(current_mab.action_ids, new_mab.action_ids, common)
@@ -116,6 +122,47 @@ def _merge(old_state, new_state, src, template_key):
     src = jnp.maximum(src, 0)
     state = jax.tree.map(lambda old, new: _graft(old, new, src, has_old), old_state, new_state)
     return state, jax.random.fold_in(template_key, _KEY_TAG)
+
+
+def _conform(old_state, new_state, used: np.ndarray, common: list):
+    """``old_state`` in the structure of the template's state: whole counters become soft ones
+    (fractions 0) or soft ones whole ones (refused if an action carried over has a fraction);
+    forgetting's wrapper is dropped or added (decayed counts start at the raw counts, as
+    PyBandits seeds them)."""
+    old_base = old_state.base if isinstance(old_state, ForgettingState) else old_state
+    new_base = new_state.base if isinstance(new_state, ForgettingState) else new_state
+    target = type(stats_of(new_base))
+
+    def convert(node):
+        if not isinstance(node, (BernoulliStats, SoftBernoulliStats)) or type(node) is target:
+            return node
+        if target is SoftBernoulliStats:
+            zeros = jnp.zeros(node.n_successes.shape, jnp.float32)
+            return SoftBernoulliStats(node.n_successes, node.n_failures, zeros, zeros)
+        fractions = np.asarray(node.frac_successes)[used], np.asarray(node.frac_failures)[used]
+        if any((f != 0).any() for f in fractions):
+            raise ValueError(
+                f"cannot transfer action(s) {common!r} into new_mab: current_mab counts soft rewards "
+                "(fractional n_successes / n_failures) and new_mab takes only 0/1 rewards; build "
+                "new_mab with use_soft_rewards=True"
+            )
+        return BernoulliStats(node.n_successes, node.n_failures)
+
+    is_stats = lambda node: isinstance(node, (BernoulliStats, SoftBernoulliStats))  # noqa: E731
+    old_base = jax.tree.map(convert, old_base, is_leaf=is_stats)
+    if not isinstance(new_state, ForgettingState):
+        return old_base
+    decayed = None
+    if new_state.decayed is not None:
+        if isinstance(old_state, ForgettingState) and old_state.decayed is not None:
+            decayed = old_state.decayed
+        else:
+            decayed = DecayedCounts(*counts(stats_of(old_base)))
+    return ForgettingState(old_base, jnp.ones((_n(old_base),), jnp.float32), decayed)
+
+
+def _n(state) -> int:
+    return jax.tree.leaves(state)[0].shape[0]
 
 
 def _graft(old: jax.Array, new: jax.Array, src: jax.Array, has_old: jax.Array) -> jax.Array:

@@ -41,14 +41,14 @@ def mean_logits(mab, context):
     return {aid: col for aid, col in cols}
 
 
-def cmab(name, update_rounds=2, **kwargs):
+def cmab(name, update_rounds=2, soft=False, **kwargs):
     mab = CmabBernoulli.cold_start(**kwargs)
     n_features = kwargs["n_features"]
     ids = sorted(mab.actions)
     for _ in range(update_rounds):
         x = rng.normal(size=(40, n_features))
         actions = [ids[i % len(ids)] for i in range(40)]
-        rewards = rng.integers(0, 2, 40).tolist()
+        rewards = rng.uniform(size=40).round(3).tolist() if soft else rng.integers(0, 2, 40).tolist()
         mab.update(context=x, actions=actions, rewards=rewards)
     context = rng.normal(size=(16, n_features))
     cls, state = mab.get_state()
@@ -65,6 +65,8 @@ cmab("cmab_normal_residual_epsilon", action_ids={"x", "y"}, n_features=2, hidden
      epsilon=0.1, default_action="x")
 cmab("cmab_linear_bai", action_ids={"p", "q"}, n_features=4, strategy=BestActionIdentificationBandit(exploit_p=0.7),
      update_kwargs={"num_steps": 10})
+cmab("cmab_soft_decay", action_ids={"g", "h"}, n_features=2, hidden_dim_list=[3], use_soft_rewards=True,
+     decay_factor=0.9, update_kwargs={"num_steps": 20, "optimizer_kwargs": {"step_size": 0.01}}, soft=True)
 
 smab = SmabBernoulli.cold_start(action_ids={"s1", "s2", "s3"}, epsilon=0.2, limited_actions={"s3"}, limited_action_fraction=0.5)
 smab.update(actions=["s1", "s2", "s1", "s3"], rewards=[1, 0, 1, 1])
@@ -72,6 +74,20 @@ cls, state = smab.get_state()
 counts = {aid: [m.n_successes, m.n_failures] for aid, m in smab.actions.items()}
 with open(f"{out}/smab_epsilon_limited.json", "w") as f:
     json.dump({"class": cls, "state": state, "counts": counts}, f, indent=1)
+
+# soft rewards and forgetting: the state after two updates, then one more update and the raw and
+# decayed counts PyBandits holds after it
+smab = SmabBernoulli.cold_start(action_ids={"u", "v", "w"}, use_soft_rewards=True, decay_factor=0.8)
+for _ in range(2):
+    smab.update(actions=["u", "v", "u", "u", "v"], rewards=rng.uniform(size=5).round(3).tolist())
+cls, state = smab.get_state()
+following = {"actions": ["u", "u", "w", "v"], "rewards": rng.uniform(size=4).round(3).tolist()}
+smab.update(**following)
+after = {
+    aid: [m.n_successes, m.n_failures, m.decayed_n_successes, m.decayed_n_failures] for aid, m in smab.actions.items()
+}
+with open(f"{out}/smab_soft_decay.json", "w") as f:
+    json.dump({"class": cls, "state": state, "next_update": following, "counts_after": after}, f, indent=1)
 print("wrote fixtures to", out)
 """
 

@@ -63,6 +63,7 @@ def test_registry_lists_every_policy_once():
         "bnn_ts",
         "ensemble",
         "epsilon_greedy",
+        "forgetting",
         "lin_ucb",
         "linear_ts",
         "neural_linear",

@@ -32,12 +32,13 @@ BAD_IDS = [
     ("ab", TypeError, "actions must be a list of action ids, got 'ab'"),
 ]
 
+_SOFT_HINT = " (a model built with use_soft_rewards=True takes rewards in [0, 1])"
 BAD_REWARDS = [
-    ([0, 2], ValueError, "rewards must be binary (0 or 1), got np.int64(2)"),
-    ([0, float("nan")], ValueError, "rewards must be binary (0 or 1), got np.float64(nan)"),
-    ([0.5], ValueError, "rewards must be binary (0 or 1), got np.float64(0.5)"),
-    ([True, 1.0, 2], ValueError, "rewards must be binary (0 or 1), got np.float64(2.0)"),
-    (np.array([0, 3]), ValueError, "rewards must be binary (0 or 1), got np.int64(3)"),
+    ([0, 2], ValueError, "rewards must be binary (0 or 1), got np.int64(2)" + _SOFT_HINT),
+    ([0, float("nan")], ValueError, "rewards must be binary (0 or 1), got np.float64(nan)" + _SOFT_HINT),
+    ([0.5], ValueError, "rewards must be binary (0 or 1), got np.float64(0.5)" + _SOFT_HINT),
+    ([True, 1.0, 2], ValueError, "rewards must be binary (0 or 1), got np.float64(2.0)" + _SOFT_HINT),
+    (np.array([0, 3]), ValueError, "rewards must be binary (0 or 1), got np.int64(3)" + _SOFT_HINT),
     (
         [[0, 1], [1]],
         ValueError,
@@ -148,7 +149,12 @@ def test_the_object_api_keeps_its_errors_and_changes_nothing():
         ctx,
     )
     _raises(
-        ValueError, "rewards must be binary (0 or 1), got np.int64(2)", mab.update, ["a", "b"], [0, 2], ctx
+        ValueError,
+        "rewards must be binary (0 or 1), got np.int64(2)" + _SOFT_HINT,
+        mab.update,
+        ["a", "b"],
+        [0, 2],
+        ctx,
     )
     _raises(
         ValueError,

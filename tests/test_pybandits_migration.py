@@ -36,10 +36,9 @@ def test_posterior_mean_logits_equal_pybandits(path):
     # control: the logits are far from trivial, and the actions far from equal
     assert np.abs(theirs).max() > 1 and np.abs(theirs[:, 0] - theirs[:, -1]).max() > 0.1
     data = json.loads(fixture["state"])["actions_manager"]["meta_model"]["actions"]
-    for aid in mab.action_ids:
-        assert (mab.actions[aid].n_successes, mab.actions[aid].n_failures) == (
-            data[aid]["n_successes"],
-            data[aid]["n_failures"],
+    for aid in mab.action_ids:  # soft counts: a float32 fraction (error < 6e-8) over an exact whole part
+        assert (mab.actions[aid].n_successes, mab.actions[aid].n_failures) == pytest.approx(
+            (data[aid]["n_successes"], data[aid]["n_failures"]), rel=0, abs=1e-6
         )
 
 
@@ -134,14 +133,15 @@ def _actions(data):
 
 
 REFUSED = [
-    (lambda d: _actions(d)["a"].update(decay_factor=0.9), "decay_factor"),
-    (lambda d: _actions(d)["a"].update(n_successes=2.5), "whole counts"),
+    (lambda d: _actions(d)["a"].update(decay_factor=0.9), "decay_factor values differ"),
+    (lambda d: _actions(d)["a"].update(n_successes=2.5), "fractional counts need soft rewards"),
+    (lambda d: [a.update(decay_factor=1.5) for a in _actions(d).values()], "decay_factor"),
     (lambda d: _actions(d)["b"].update(activation="relu"), "differ in activation"),
     (
         lambda d: _actions(d)["a"]["feature_config"].update(categorical_features_configs=[{"x": 1}]),
         "categorical",
     ),
-    (lambda d: d["actions_manager"].update(use_soft_rewards=True), "soft rewards"),
+    (lambda d: d["actions_manager"].update(use_soft_rewards="yes"), "use_soft_rewards"),
     (lambda d: d["actions_manager"].update(delta=5), "adaptive window"),
     (lambda d: d.update(strategy={"weight": 0.5}), "strategy"),
     (lambda d: d.update(epsilon=2.0), "epsilon must lie in [0, 1]"),
@@ -189,3 +189,48 @@ def test_epochs_come_across_without_the_both_keys_warning():
         warnings.simplefilter("error")
         back = CmabBernoulli.from_pybandits_state(mab.to_pybandits_state())
     assert back.config.epochs == 3
+
+
+def test_soft_rewards_and_decay_come_across_and_update_as_pybandits_does():
+    """PyBandits 8.4.1's sMAB with soft rewards and decay_factor 0.8: its raw and decayed counts
+    load, and one more update here gives the counts PyBandits computed after the same update
+    (float32 decayed counts of magnitude ~5: 1e-5 absolute)."""
+    fixture = _fixture("smab_soft_decay.json")
+    mab = SmabBernoulli.from_pybandits_state(fixture["state"], random_seed=0)
+    assert mab.use_soft_rewards and mab.decay_factor == 0.8
+    mab.update(**fixture["next_update"])
+    decayed = mab.state.decayed
+    for i, aid in enumerate(mab.action_ids):
+        n_s, n_f, d_s, d_f = fixture["counts_after"][aid]
+        assert (mab.actions[aid].n_successes, mab.actions[aid].n_failures) == pytest.approx(
+            (n_s, n_f), abs=1e-5
+        )
+        assert (float(decayed.decayed_n_successes[i]), float(decayed.decayed_n_failures[i])) == pytest.approx(
+            (d_s, d_f), abs=1e-5
+        )
+    # and back: PyBandits' form with the flag, the factor and both kinds of counts
+    text = mab.to_pybandits_state()[1]
+    data = json.loads(text)
+    assert data["actions_manager"]["use_soft_rewards"] is True
+    action = data["actions_manager"]["meta_model"]["actions"]["u"]
+    assert action["decay_factor"] == 0.8
+    assert action["decayed_n_successes"] == pytest.approx(fixture["counts_after"]["u"][2], abs=1e-5)
+    again = SmabBernoulli.from_pybandits_state(text, random_seed=0)
+    for a, b in zip(jax.tree.leaves(again.state), jax.tree.leaves(mab.state), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
+
+
+def test_a_cmab_with_soft_rewards_and_decay_comes_across_and_back():
+    fixture = _fixture("cmab_soft_decay.json")
+    mab = CmabBernoulli.from_pybandits_state(fixture["state"], random_seed=0)
+    assert mab.use_soft_rewards and mab.decay_factor == 0.9 and mab.policy_name == "bnn_ts"
+    assert isinstance(mab.actions["g"].n_successes, float)
+    x = np.random.default_rng(0).normal(size=(4, 2))
+    mab.update(["g", "h", "g", "h"], [0.25, 0.5, 1.0, 0.0], x)  # learns soft rewards, forgetting
+    data = json.loads(mab.to_pybandits_state()[1])
+    assert data["actions_manager"]["use_soft_rewards"] is True
+    assert {a["decay_factor"] for a in data["actions_manager"]["meta_model"]["actions"].values()} == {0.9}
+    back = CmabBernoulli.from_pybandits_state(json.dumps(data), random_seed=0)
+    assert back.config == mab.config
+    for a, b in zip(jax.tree.leaves(back.state), jax.tree.leaves(mab.state), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)

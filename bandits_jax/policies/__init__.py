@@ -4,7 +4,7 @@ registry line each.
 Examples:
     >>> from bandits_jax import policies
     >>> sorted(policies.REGISTRY)
-    ['beta_bernoulli', 'bnn_ts', 'ensemble', 'epsilon_greedy', 'lin_ucb', 'linear_ts', 'neural_linear', 'uniform']
+    ['beta_bernoulli', 'bnn_ts', 'ensemble', 'epsilon_greedy', 'forgetting', 'lin_ucb', 'linear_ts', 'neural_linear', 'uniform']
 """
 
 from bandits_jax.policies.base import Feedback, GroupedFeedback, Policy, PolicyBase, Prediction, UpdateInfo
@@ -12,6 +12,7 @@ from bandits_jax.policies.beta_bernoulli import BetaBernoulli
 from bandits_jax.policies.bnn_ts import BnnReplayState, BnnState, BnnTS, Network, SviSettings
 from bandits_jax.policies.ensemble import Ensemble, EnsembleState
 from bandits_jax.policies.epsilon_greedy import EpsilonGreedy, EpsilonGreedyState
+from bandits_jax.policies.forgetting import Forgetting, ForgettingState
 from bandits_jax.policies.lin_ucb import LinUCB, LinUCBState
 from bandits_jax.policies.linear_ts import LinearTS
 from bandits_jax.policies.neural_linear import NeuralLinear, NeuralLinearState
@@ -27,6 +28,7 @@ REGISTRY = {
     "neural_linear": NeuralLinear,
     "beta_bernoulli": BetaBernoulli,
     "uniform": Uniform,
+    "forgetting": Forgetting,
 }
 
 __all__ = [
@@ -40,6 +42,8 @@ __all__ = [
     "EpsilonGreedy",
     "EpsilonGreedyState",
     "Feedback",
+    "Forgetting",
+    "ForgettingState",
     "GroupedFeedback",
     "LinUCB",
     "LinUCBState",

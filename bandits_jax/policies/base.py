@@ -162,10 +162,10 @@ def stats_of(state: Any) -> Any:
     """The likelihood's counters of a policy state (``.n_successes`` / ``.n_failures`` for
     Bernoulli), wherever the policy keeps them: the state itself, its ``stats``, or a nested state
     (a wrapper's ``base``, LinUCB's ``posterior``)."""
-    if hasattr(state, "n_successes"):
-        return state
     if hasattr(state, "stats"):
         return state.stats
+    if hasattr(state, "n_successes"):
+        return state
     for name in getattr(state, "_fields", ()):
         sub = getattr(state, name)
         if isinstance(sub, tuple):

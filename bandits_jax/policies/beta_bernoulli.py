@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from bandits_jax import _random
-from bandits_jax.likelihoods import Bernoulli, BernoulliStats
+from bandits_jax.likelihoods import Bernoulli, BernoulliStats, SoftBernoulliStats, counts
 from bandits_jax.policies.base import (
     CountingPolicy,
     Prediction,
@@ -44,7 +44,7 @@ class BetaBernoulli(CountingPolicy):
     def predict(
         self,
         key: PRNGKeyArray,
-        state: BernoulliStats,
+        state: BernoulliStats | SoftBernoulliStats,
         context: Float[ArrayLike, "n_rows n_features"],
         strategy: Strategy = ClassicBandit(),
         action_mask: Bool[Array, " n_actions"] | None = None,
@@ -54,10 +54,11 @@ class BetaBernoulli(CountingPolicy):
 
 
 @partial(jax.jit, static_argnums=(2,))
-def _predict(key, state: BernoulliStats, n_rows: int, strategy, action_mask) -> Prediction:
+def _predict(
+    key, state: BernoulliStats | SoftBernoulliStats, n_rows: int, strategy, action_mask
+) -> Prediction:
     draw_key, strategy_key = jax.random.split(key)
-    a = state.n_successes.astype(jnp.float32)
-    b = state.n_failures.astype(jnp.float32)
+    a, b = counts(state)  # float32; soft rewards' fractions included
     # counts start at 1, so Marsaglia-Tsang without jax.random.gamma's general machinery (exact;
     # a fraction of the compile cost, see _random.gamma_ge1); logits from log X - log Y stay finite
     probs, logits = _random.beta_ge1(draw_key, a, b, (n_rows, a.shape[0]))

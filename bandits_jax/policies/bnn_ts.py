@@ -36,7 +36,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 from bandits_jax import _random
 from bandits_jax.bnn import MLP, init_mlp, logits_from_noise, n_units
 from bandits_jax.config import CmabConfig, Network, SviSettings
-from bandits_jax.likelihoods import Bernoulli, BernoulliStats
+from bandits_jax.likelihoods import Bernoulli, BernoulliStats, SoftBernoulli, SoftBernoulliStats, counts
 from bandits_jax.policies import replay
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select, stats_of
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -51,7 +51,7 @@ class BnnState(NamedTuple):
 
     loc: MLP
     scale: MLP
-    stats: BernoulliStats
+    stats: BernoulliStats | SoftBernoulliStats
 
     @property
     def n_actions(self) -> int:
@@ -73,7 +73,7 @@ class BnnReplayState(NamedTuple):
 
     loc: MLP
     scale: MLP
-    stats: BernoulliStats
+    stats: BernoulliStats | SoftBernoulliStats
     prior_loc: MLP
     prior_scale: MLP
     buffer: replay.ReplayBuffer
@@ -161,6 +161,7 @@ class BnnTS(PolicyBase):
             mu=mu,
             sigma=sigma,
             calibrate_output_bias=self.calibrate_output_bias,
+            use_soft_rewards=isinstance(self.likelihood, SoftBernoulli),
         )
 
     def init(
@@ -207,6 +208,20 @@ class BnnTS(PolicyBase):
         former)."""
         return _update_grouped(self, key, state, grouped)
 
+    def forget(
+        self, state: BnnState, decay_factor: Float[Array, " n_actions"], fresh: Bool[Array, " n_actions"]
+    ) -> BnnState:
+        """PyBandits' ``decay_factor`` rule (see :mod:`bandits_jax.policies.forgetting`): every
+        scale of each ``fresh`` action divided by its ``decay_factor``, unless the action has
+        learned nothing yet (counters at the prior's 1 and 1)."""
+        successes, failures = counts(state.stats)
+        widen = fresh & ~((successes == 1) & (failures == 1))
+        factor = jnp.where(widen, decay_factor, 1.0)
+        scale = jax.tree.map(
+            lambda s: s / factor.astype(s.dtype).reshape((-1,) + (1,) * (s.ndim - 1)), state.scale
+        )
+        return state._replace(scale=scale)
+
     def input_overflow(
         self, state: BnnState | BnnReplayState, grouped: GroupedFeedback
     ) -> Bool[Array, "n_actions rows"]:
@@ -238,6 +253,7 @@ def _from_config(config: CmabConfig) -> BnnTS:
         dist_type=config.dist_type,
         nu=config.nu,
         calibrate_output_bias=config.calibrate_output_bias,
+        likelihood=SoftBernoulli() if config.use_soft_rewards else Bernoulli(),
     )
 
 
@@ -260,7 +276,6 @@ def _init(
 
     dtype = jnp.result_type(float) if dtype is None else dtype
     stack = partial(jax.tree.map, lambda leaf: jnp.broadcast_to(leaf, (n_actions, *leaf.shape)))
-    ones = jnp.ones((n_actions,), jnp.int32)
     bias_sigma = sigma if bias_sigma is None else bias_sigma
     prior_scale = one(sigma.astype(dtype), bias_sigma.astype(dtype))
     # PyBandits' use_layerwise_scaling (traced: toggling it compiles nothing): sigma / sqrt(fan-in)
@@ -274,10 +289,10 @@ def _init(
     )
     loc, scale = stack(one(mu.astype(dtype))), stack(prior_scale)
     if policy.replay_capacity is None:
-        return BnnState(loc, scale, BernoulliStats(ones, ones))
+        return BnnState(loc, scale, policy.likelihood.init_stats(n_actions))
     row = {"context": jnp.zeros((net.n_features,), dtype), "reward": jnp.zeros((), dtype)}
     buffer = replay.init(n_actions, policy.replay_capacity, row)
-    return BnnReplayState(loc, scale, BernoulliStats(ones, ones), loc, scale, buffer)
+    return BnnReplayState(loc, scale, policy.likelihood.init_stats(n_actions), loc, scale, buffer)
 
 
 @partial(jax.jit, static_argnums=(0,))
@@ -361,9 +376,9 @@ def _calibrated_output_bias(state, y, valid, loc=None):
     of this batch for every action that has rows and no data yet (PyBandits'
     ``calibrate_output_bias``: counters still at the prior's 1 and 1)."""
     loc = state.loc if loc is None else loc
-    stats = stats_of(state)
+    successes, failures = counts(stats_of(state))
     n = valid.sum(axis=1)
-    first = (stats.n_successes == 1) & (stats.n_failures == 1) & (n > 0)
+    first = (successes == 1) & (failures == 1) & (n > 0)
     rate = jnp.clip(jnp.where(valid, y, 0).sum(axis=1) / jnp.maximum(n, 1), 1e-6, 1 - 1e-6)
     bias = loc.layers[-1].bias
     new_bias = _where_rows(

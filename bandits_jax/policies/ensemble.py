@@ -93,7 +93,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 from bandits_jax import _random
 from bandits_jax.bnn import MLP, random_mlp
 from bandits_jax.config import CmabConfig, Network, SviSettings, optimizer
-from bandits_jax.likelihoods import Bernoulli, BernoulliStats, saturating_add
+from bandits_jax.likelihoods import Bernoulli, BernoulliStats, SoftBernoulliStats, saturating_add
 from bandits_jax.policies import replay
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -111,7 +111,7 @@ class EnsembleState(NamedTuple):
     params: MLP
     anchor: MLP | None
     buffer: replay.ReplayBuffer | None
-    stats: BernoulliStats
+    stats: BernoulliStats | SoftBernoulliStats
     n_seen: Int[Array, " n_actions"]
 
     @property

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from bandits_jax import _random
-from bandits_jax.likelihoods import Bernoulli, BernoulliStats
+from bandits_jax.likelihoods import Bernoulli, BernoulliStats, SoftBernoulliStats
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
 from bandits_jax.strategy import ClassicBandit, Strategy
 
@@ -65,7 +65,7 @@ class LinearTSState(NamedTuple):
     mean: Float[Array, "n_actions dim"]
     precision: Float[Array, "n_actions dim dim"]
     cov: Float[Array, "n_actions dim dim"]
-    stats: BernoulliStats
+    stats: BernoulliStats | SoftBernoulliStats
 
     @property
     def n_actions(self) -> int:
@@ -149,12 +149,11 @@ def _init(policy: LinearTS, n_actions: int, sigma, dtype) -> LinearTSState:
     d = policy.dim
     eye = jnp.eye(d, dtype=dtype)
     sigma = sigma.astype(dtype)
-    ones = jnp.ones((n_actions,), jnp.int32)
     return LinearTSState(
         jnp.zeros((n_actions, d), dtype),
         jnp.broadcast_to(eye / sigma**2, (n_actions, d, d)),
         jnp.broadcast_to(eye * sigma**2, (n_actions, d, d)),
-        BernoulliStats(ones, ones),
+        policy.likelihood.init_stats(n_actions),
     )
 
 

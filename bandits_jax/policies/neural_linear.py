@@ -54,7 +54,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from bandits_jax.bnn import MLP, random_mlp
 from bandits_jax.config import Network
-from bandits_jax.likelihoods import Bernoulli, BernoulliStats
+from bandits_jax.likelihoods import Bernoulli, BernoulliStats, SoftBernoulliStats, counts
 from bandits_jax.policies import replay
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo
 from bandits_jax.policies.linear_ts import laplace_fit, thompson_prediction
@@ -73,7 +73,7 @@ class NeuralLinearState(NamedTuple):
     head_cov: Float[Array, "n_actions dim dim"]
     head_sigma: Float[Array, " n_actions"]
     buffer: replay.ReplayBuffer
-    stats: BernoulliStats
+    stats: BernoulliStats | SoftBernoulliStats
 
     @property
     def n_actions(self) -> int:
@@ -196,8 +196,8 @@ class NeuralLinear(PolicyBase):
 def _body_slot(state: NeuralLinearState) -> Array:
     """The slot whose body is read: the one that has seen the most rows (all slots hold the same
     body once a model has been updated; after a transfer, the trained one)."""
-    seen = state.stats.n_successes.astype(jnp.float32) + state.stats.n_failures.astype(jnp.float32)
-    return jnp.argmax(seen)
+    successes, failures = counts(state.stats)
+    return jnp.argmax(successes + failures)
 
 
 def _body(state: NeuralLinearState) -> MLP:
@@ -245,14 +245,13 @@ def _init(policy: NeuralLinear, n_actions: int, sigma, seed, dtype) -> NeuralLin
     sigma = jnp.broadcast_to(sigma.astype(dtype), (n_actions,))
     eye = jnp.eye(d, dtype=dtype)
     row = {"context": jnp.zeros((net.n_features,), dtype), "reward": jnp.zeros((), dtype)}
-    ones = jnp.ones((n_actions,), jnp.int32)
     return NeuralLinearState(
         stacked,
         jnp.zeros((n_actions, d), dtype),
         sigma[:, None, None] ** 2 * eye,
         sigma,
         replay.init(n_actions, policy.replay_capacity, row),
-        BernoulliStats(ones, ones),
+        policy.likelihood.init_stats(n_actions),
     )
 
 

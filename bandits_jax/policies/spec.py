@@ -22,15 +22,28 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["build", "from_json", "init_parameters", "to_json"]
+__all__ = ["build", "from_json", "init_parameters", "to_json", "with_soft_rewards"]
 
 
 def _known_types() -> dict[str, type]:
     from bandits_jax.config import Network, SviSettings
-    from bandits_jax.likelihoods import Bernoulli
+    from bandits_jax.likelihoods import Bernoulli, SoftBernoulli
     from bandits_jax.policies import REGISTRY
 
-    return {cls.__name__: cls for cls in (*REGISTRY.values(), Network, SviSettings, Bernoulli)}
+    return {cls.__name__: cls for cls in (*REGISTRY.values(), Network, SviSettings, Bernoulli, SoftBernoulli)}
+
+
+def with_soft_rewards(policy: Any) -> Any:
+    """``policy`` (or the base it wraps) with the :class:`~bandits_jax.likelihoods.SoftBernoulli`
+    likelihood: the same settings, rewards in [0, 1]."""
+    from bandits_jax.likelihoods import SoftBernoulli
+
+    names = {f.name for f in dataclasses.fields(policy) if f.init}
+    if "likelihood" in names:
+        return dataclasses.replace(policy, likelihood=SoftBernoulli())
+    if "base" in names:
+        return dataclasses.replace(policy, base=with_soft_rewards(policy.base))
+    raise ValueError(f"policy {type(policy).__name__} has no likelihood to take soft rewards")
 
 
 def to_json(obj: Any) -> Any:
@@ -121,7 +134,7 @@ def build(
             )
         settings["n_features"] = n_features
     if "base" in fields:
-        base = settings.get("base", "linear_ts")
+        base = settings.get("base", getattr(cls, "default_base", "linear_ts"))
         if isinstance(base, str):
             settings["base"] = build(base, n_features, hidden_dim_list, activation, use_residual_connections)[
                 0

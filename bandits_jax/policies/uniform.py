@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from bandits_jax import _random
-from bandits_jax.likelihoods import Bernoulli, BernoulliStats
+from bandits_jax.likelihoods import Bernoulli, BernoulliStats, SoftBernoulliStats
 from bandits_jax.policies.base import (
     CountingPolicy,
     Prediction,
@@ -41,7 +41,7 @@ class Uniform(CountingPolicy):
     def predict(
         self,
         key: PRNGKeyArray,
-        state: BernoulliStats,
+        state: BernoulliStats | SoftBernoulliStats,
         context: Float[ArrayLike, "n_rows n_features"],
         strategy: Strategy = ClassicBandit(),
         action_mask: Bool[Array, " n_actions"] | None = None,
@@ -50,7 +50,9 @@ class Uniform(CountingPolicy):
 
 
 @partial(jax.jit, static_argnums=(2,))
-def _predict(key, state: BernoulliStats, n_rows: int, strategy, action_mask) -> Prediction:
+def _predict(
+    key, state: BernoulliStats | SoftBernoulliStats, n_rows: int, strategy, action_mask
+) -> Prediction:
     draw_key, strategy_key = jax.random.split(key)
     n_actions = state.n_successes.shape[0]
     scores = _random.uniform(draw_key, (n_rows, n_actions), jnp.float32)

@@ -70,13 +70,18 @@ def counts(stats: Any) -> tuple[Float[Array, " n_actions"], Float[Array, " n_act
 
 def host_counts(stats: Any) -> tuple[np.ndarray, np.ndarray]:
     """The success and failure totals on the host: int64 for whole counts, float64 (whole part
-    plus fraction) for soft ones."""
+    plus fraction, the fraction in its shortest decimal form) for soft ones."""
     s, f = np.asarray(stats.n_successes, np.int64), np.asarray(stats.n_failures, np.int64)
     if isinstance(stats, SoftBernoulliStats):
-        return s + np.asarray(stats.frac_successes, np.float64), f + np.asarray(
-            stats.frac_failures, np.float64
-        )
+        return s + _shortest(stats.frac_successes), f + _shortest(stats.frac_failures)
     return s, f
+
+
+def _shortest(fractions: Any) -> np.ndarray:
+    """float32 fractions as the float64 of their shortest decimal form (0.05, not the float32's
+    0.0499999523...), which reads back as the same float32."""
+    flat = [float(str(v)) for v in np.asarray(fractions, np.float32).ravel()]
+    return np.asarray(flat, np.float64).reshape(np.shape(fractions))
 
 
 def saturating_add(count: Int[Array, "*n"], add: Int[Array, "*n"]) -> Int[Array, "*n"]:

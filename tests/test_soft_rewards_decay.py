@@ -282,6 +282,28 @@ def test_decay_makes_the_policy_follow_a_switched_reward(policy, prior):
     assert np.mean(shares["stationary"]) < 0.5, shares
 
 
+def test_a_sweep_over_decay_factors_is_one_program_and_each_run_its_own_simulation():
+    from bandits_jax.simulation import sweep
+
+    players = {"beta": Forgetting(BetaBernoulli())}
+    env = _switching_env()
+
+    def run(factors):
+        data = {"beta": {"decay_factor": np.asarray(factors, np.float32)}}
+        return sweep(players, env, [1, 1], 40, 10, init_data=data)  # one seed: only the factor differs
+
+    run([1.0, 0.7])
+    with count_compiles() as compiled:
+        out = run([0.5, 0.9])
+    assert not any("sweep" in name for name in compiled), compiled
+    one = simulate_policies(
+        players, env, jax.random.key(1), 40, 10, init_data={"beta": {"decay_factor": 0.9}}
+    )
+    np.testing.assert_array_equal(np.asarray(out["beta"].actions[1]), np.asarray(one["beta"].actions))
+    # control: the factor matters (run 0, the same seed, forgets faster and plays otherwise)
+    assert not np.array_equal(np.asarray(out["beta"].actions[0]), np.asarray(out["beta"].actions[1]))
+
+
 # ------------------------------------------------------------------ object API: bad values, persistence, transfer
 @pytest.mark.parametrize("make", ["smab", "cmab"])
 @pytest.mark.parametrize(

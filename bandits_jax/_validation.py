@@ -173,6 +173,8 @@ def as_soft_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
     """Soft rewards: real numbers in [0, 1] (bools as 0/1) as a float32 array."""
     if isinstance(rewards, (str, bytes)) or not isinstance(rewards, (Sequence, np.ndarray, Iterable)):
         raise TypeError(f"{name} must be a list of rewards in [0, 1], got {rewards!r}")
+    if not isinstance(rewards, (np.ndarray, list, tuple)) and hasattr(rewards, "__array__"):
+        rewards = np.asarray(rewards)  # a JAX array (its elements would be 0-d arrays)
     items = rewards if isinstance(rewards, np.ndarray) else list(rewards)
     if not isinstance(items, np.ndarray) and any(
         isinstance(r, (Sequence, np.ndarray)) and not isinstance(r, (str, bytes)) for r in items
@@ -205,12 +207,19 @@ def check_decay_factor(decay_factor: Any, name: str = "decay_factor") -> None:
         return
     if isinstance(decay_factor, (bool, np.bool_, str, bytes)):
         raise TypeError(f"{name} must be a number in (0, 1], got {decay_factor!r}")
+    if np.iscomplexobj(decay_factor):
+        raise TypeError(f"{name} must be a real number in (0, 1], got {decay_factor!r}")
     try:
         value = np.asarray(decay_factor, dtype=float)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a number in (0, 1], got {decay_factor!r}") from None
     if value.ndim != 0 or not 0.0 < float(value) <= 1.0:  # NaN fails the comparison too
         raise ValueError(f"{name} must be a scalar in (0, 1], got {decay_factor!r}")
+    if np.float32(value) < np.finfo(np.float32).tiny:  # held in float32: 0 or subnormal there
+        raise ValueError(
+            f"{name} must be at least {np.finfo(np.float32).tiny:.3g} (float32's smallest normal "
+            f"number, the state's precision), got {decay_factor!r}"
+        )
 
 
 def check_lengths(**named: Sized) -> int:

@@ -88,7 +88,8 @@ class _Actions(Mapping):
         if self._counts is None:
             self._counts = host_counts(stats_of(self._state))
         one = jax.tree.map(lambda leaf: leaf[i], self._state)
-        loc, scale = (one.loc, one.scale) if isinstance(one, BnnState) else (None, None)
+        net = getattr(one, "base", one)  # a ForgettingState holds the posterior in its base
+        loc, scale = (net.loc, net.scale) if isinstance(net, BnnState) else (None, None)
         return ActionView(action_id, self._counts[0][i].item(), self._counts[1][i].item(), loc, scale, one)
 
     def __iter__(self) -> Iterator:
@@ -129,10 +130,18 @@ class CmabBernoulli(Bandit):
         if not isinstance(config, (CmabConfig, PolicyConfig)):
             raise TypeError(f"config must be a CmabConfig or a PolicyConfig, got {type(config).__name__}")
         ids = val.action_ids_tuple(list(action_ids) if isinstance(action_ids, tuple) else action_ids)
-        if isinstance(config, CmabConfig) and (
-            not isinstance(state, BnnState) or state.n_actions != len(ids)
-        ):
-            raise ValueError(f"state must be a CmabState (BnnState) with one entry per action ({len(ids)})")
+        if isinstance(config, CmabConfig):
+            from bandits_jax.policies.forgetting import ForgettingState
+
+            if config.decay_factor is not None and isinstance(state, BnnState):  # forgetting from here on
+                factor = jnp.full((state.n_actions,), config.decay_factor, jnp.float32)
+                state = ForgettingState(state, factor, None)
+            inner = state.base if isinstance(state, ForgettingState) else state
+            if not isinstance(inner, BnnState) or inner.n_actions != len(ids):
+                raise ValueError(
+                    f"state must be a CmabState (BnnState; with decay_factor also a ForgettingState "
+                    f"of one) with one entry per action ({len(ids)})"
+                )
         mab = self._build(ids, config, state, strategy, key)
         self.__dict__.update(mab.__dict__)
 
@@ -553,13 +562,18 @@ def _with_reward_options(config: PolicyConfig, use_soft_rewards, decay_factor) -
     policy, init = config.policy, dict(config.init)
     if use_soft_rewards:
         policy = spec.with_soft_rewards(policy)
+    from bandits_jax.policies.forgetting import Forgetting
+
     if decay_factor is not None:
         val.check_decay_factor(decay_factor)
-        try:
-            policy = _forgetting(policy)
-        except TypeError as err:
-            raise ValueError(f"decay_factor: {err}") from None
+        if not isinstance(policy, Forgetting):  # policy="forgetting" is already the wrapper
+            try:
+                policy = _forgetting(policy)
+            except TypeError as err:
+                raise ValueError(f"decay_factor: {err}") from None
         init["decay_factor"] = float(decay_factor)
+    elif isinstance(policy, Forgetting):  # its init's default, said out loud (mab.decay_factor)
+        init.setdefault("decay_factor", 1.0)
     return dataclasses.replace(config, policy=policy, init=tuple(sorted(init.items())))
 
 

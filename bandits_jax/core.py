@@ -57,8 +57,31 @@ CmabState = BnnState
 
 
 def init(config: CmabConfig, n_actions: int, dtype: Any = None) -> BnnState:
-    """Cold-start state: every weight's posterior is the prior ``(mu, sigma)``, counters at 1."""
-    return BnnTS.from_config(config).init(n_actions, config.mu, config.sigma, dtype)
+    """Cold-start state: every weight's posterior is the prior ``(mu, sigma)`` (with the config's
+    ``use_layerwise_scaling`` and ``bias_std``), counters at 1.
+
+    Raises:
+        ValueError: the config has a ``decay_factor``: these functions keep a plain
+            :class:`BnnState`; forgetting runs as the policy
+            :class:`~bandits_jax.policies.Forgetting` (or through ``CmabBernoulli``).
+    """
+    _check_no_decay(config)
+    return BnnTS.from_config(config).init(
+        n_actions,
+        config.mu,
+        config.sigma,
+        dtype,
+        use_layerwise_scaling=config.use_layerwise_scaling,
+        bias_std=config.bias_std,
+    )
+
+
+def _check_no_decay(config: CmabConfig | None) -> None:
+    if config is not None and config.decay_factor is not None:
+        raise ValueError(
+            "config.decay_factor is not None: bandits_jax.core keeps a plain BnnState and does not "
+            "forget; use bandits_jax.policies.Forgetting(BnnTS.from_config(config)) or CmabBernoulli"
+        )
 
 
 def predict(
@@ -104,6 +127,7 @@ def update(
     actions = jax.numpy.asarray(actions)
     mask = np.ones(actions.shape, bool) if mask is None else jax.numpy.asarray(mask)  # NumPy: no compile
     feedback = Feedback(jax.numpy.asarray(context), actions, jax.numpy.asarray(rewards), mask)
+    _check_no_decay(config)
     return BnnTS.from_config(config).update(key, state, feedback, rows_per_action)
 
 

@@ -183,11 +183,12 @@ class SoftBernoulli(Bernoulli):
         part_f = jnp.where(has_part, 1.0 - part, 0.0)
         frac_s, carry_s = _carry(stats.frac_successes + part)
         frac_f, carry_f = _carry(stats.frac_failures + part_f)
+        n_s = saturating_add(stats.n_successes, whole_s + carry_s)
+        n_f = saturating_add(stats.n_failures, whole_f + carry_f)
+        # a saturated count is held at the int32 maximum exactly (its fraction would wrap around)
+        top = jnp.iinfo(jnp.int32).max
         return SoftBernoulliStats(
-            saturating_add(stats.n_successes, whole_s + carry_s),
-            saturating_add(stats.n_failures, whole_f + carry_f),
-            frac_s,
-            frac_f,
+            n_s, n_f, jnp.where(n_s == top, 0.0, frac_s), jnp.where(n_f == top, 0.0, frac_f)
         )
 
     def check_rewards(self, rewards: Any, name: str = "rewards") -> np.ndarray:

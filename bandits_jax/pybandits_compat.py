@@ -134,7 +134,7 @@ def counts_of(model: dict, aid: Any, soft: bool) -> tuple[Any, Any]:
                 f"action {aid!r} has {name}={value!r}: fractional counts need soft rewards, but "
                 "actions_manager.use_soft_rewards is false"
             )
-        if value >= np.iinfo(np.int32).max:
+        if math.floor(value) > np.iinfo(np.int32).max:
             raise _Refused(f"action {aid!r} has {name}={value!r}, beyond the int32 counters")
         out.append(value)
     return out[0], out[1]
@@ -146,17 +146,30 @@ def stats_of_counts(counts: list[tuple[Any, Any]], soft: bool):
     f = np.asarray([c[1] for c in counts], np.float64)
     if not soft:
         return BernoulliStats(jnp.asarray(s.astype(np.int32)), jnp.asarray(f.astype(np.int32)))
-    whole_s, whole_f = np.floor(s), np.floor(f)
+    (whole_s, frac_s), (whole_f, frac_f) = _split(s), _split(f)
     return SoftBernoulliStats(
-        jnp.asarray(whole_s.astype(np.int32)),
-        jnp.asarray(whole_f.astype(np.int32)),
-        jnp.asarray((s - whole_s).astype(np.float32)),
-        jnp.asarray((f - whole_f).astype(np.float32)),
+        jnp.asarray(whole_s), jnp.asarray(whole_f), jnp.asarray(frac_s), jnp.asarray(frac_f)
     )
+
+
+def _split(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts as an int32 whole part and a float32 fraction in [0, 1): a fraction that float32
+    rounds up to 1.0 (PyBandits' float64 sums give 1.9999999999999998) carries into the whole
+    part, held at the int32 maximum as the counters saturate."""
+    whole = np.floor(counts)
+    fraction = (counts - whole).astype(np.float32)
+    carry = fraction >= 1.0
+    top = np.iinfo(np.int32).max
+    whole = np.minimum(whole + carry, top).astype(np.int32)
+    return whole, np.where(carry | (whole == top), np.float32(0), fraction).astype(np.float32)
 
 
 def decay_of(actions: dict, ids: tuple) -> float | None:
     """The actions' common ``decay_factor`` (None: no forgetting); one value for all here."""
+    for aid in ids:
+        value = actions[aid].get("decay_factor")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"action {aid!r} has decay_factor={value!r}; a number in (0, 1] or null")
     values = {actions[aid].get("decay_factor") for aid in ids}
     if len(values) != 1:
         raise _Refused(
@@ -180,7 +193,7 @@ def _decayed_of(actions: dict, ids: tuple, counts: list[tuple[Any, Any]]) -> Dec
             if (
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
-                or not math.isfinite(value)
+                or not abs(value) <= float(np.finfo(np.float32).max)  # held in float32 (1e39: inf)
                 or value < 1
             ):
                 raise ValueError(

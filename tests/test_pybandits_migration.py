@@ -234,3 +234,28 @@ def test_a_cmab_with_soft_rewards_and_decay_comes_across_and_back():
     assert back.config == mab.config
     for a, b in zip(jax.tree.leaves(back.state), jax.tree.leaves(mab.state), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
+
+
+def test_pybandits_float64_soft_sums_and_saturated_counts_load_and_save():
+    """PyBandits adds soft rewards in float64 (1 + 0.2 + 0.6 + 0.2 = 1.9999999999999998, whose
+    fraction rounds to 1.0 in float32: it carries into the whole part); a count at the int32
+    maximum (what a saturated model here writes) loads."""
+    fixture = _fixture("smab_soft_decay.json")
+    data = json.loads(fixture["state"])
+    actions = data["actions_manager"]["meta_model"]["actions"]
+    actions["u"]["n_successes"] = 1 + 0.2 + 0.6 + 0.2
+    actions["v"]["n_failures"] = float(np.iinfo(np.int32).max)
+    mab = SmabBernoulli.from_pybandits_state(json.dumps(data), random_seed=0)
+    assert mab.actions["u"].n_successes == 2.0 and mab.actions["v"].n_failures == np.iinfo(np.int32).max
+    again = SmabBernoulli.from_state(mab.get_state())  # its own format reads it back
+    assert again.actions["u"].n_successes == 2.0
+    for name, value, message in (
+        ("decayed_n_successes", 1e39, "decayed counts"),
+        ("decay_factor", [0.8], "decay_factor"),
+        ("n_successes", 2.0**31 + 1, "int32"),
+    ):
+        bad = json.loads(fixture["state"])
+        for action in bad["actions_manager"]["meta_model"]["actions"].values():
+            action[name] = value
+        with pytest.raises(ValueError, match=message):
+            SmabBernoulli.from_pybandits_state(json.dumps(bad))

@@ -452,3 +452,87 @@ def _saved(model, tmp_path):
     path = tmp_path / "model.npz"
     model.save(path)
     return path
+
+
+# ------------------------------------------------------------------ review findings (regressions)
+def test_tiny_complex_and_listed_decay_factors_are_refused():
+    for value, error in ((1e-50, ValueError), (1e-40, ValueError), (np.complex128(0.5), TypeError)):
+        with pytest.raises(error, match="decay_factor"):
+            SmabBernoulli.cold_start(["a"], decay_factor=value)
+    smallest = float(np.finfo(np.float32).tiny)
+    assert SmabBernoulli.cold_start(["a"], decay_factor=smallest).decay_factor == smallest
+
+
+def test_saturated_soft_counts_stay_at_the_int32_maximum():
+    lik = SoftBernoulli()
+    top = np.iinfo(np.int32).max
+    stats = SoftBernoulliStats(jnp.array([top - 1], jnp.int32), jnp.array([1]), jnp.zeros(1), jnp.zeros(1))
+    seen = []
+    for r in (0.5, 0.7, 0.9, 0.2):
+        stats = lik.update_stats(stats, jnp.array([[r]]), jnp.array([[True]]))
+        seen.append(host_counts(stats)[0][0])
+    assert seen == sorted(seen) and seen[-1] == top  # never decreases, held at the maximum
+
+
+def test_soft_rewards_take_jax_arrays_as_the_binary_path_does():
+    model = SmabBernoulli.cold_start(["a"], random_seed=0, use_soft_rewards=True)
+    model.update(["a", "a"], jnp.array([0.25, 1.0]))
+    assert model.actions["a"].n_successes == 2.25
+
+
+def test_a_cmab_with_decay_shows_its_posterior_and_builds_from_its_state():
+    model = _model("cmab", decay_factor=0.9)
+    _update(model, ["a", "b"], [1, 0])
+    view = model.actions["a"]
+    assert view.loc is not None and trees_equal(view.loc, jax.tree.map(lambda x: x[0], model.state.base.loc))
+    for state in (model.state, model.state.base):  # its own state, or a plain BnnState (wrapped)
+        again = CmabBernoulli(
+            action_ids=["a", "b"], config=model.config, state=state, strategy=model.strategy, key=model.key
+        )
+        assert trees_equal(again.state.base, model.state.base) and again.decay_factor == 0.9
+
+
+def test_posterior_mean_of_a_forgetting_counting_policy_is_its_decayed_mean():
+    model = CmabBernoulli.cold_start(
+        ["a", "b"], n_features=2, policy="beta_bernoulli", random_seed=0, decay_factor=0.5
+    )
+    x = np.ones((3, 2), np.float32)
+    model.update(["a", "a", "b"], [1, 1, 0], x)
+    model.update(["a"], [0], x[:1])
+    d = model.state.decayed
+    expected = np.log(np.asarray(d.decayed_n_successes) / np.asarray(d.decayed_n_failures))
+    np.testing.assert_allclose(model.posterior_mean_logits(x), np.broadcast_to(expected, (3, 2)), rtol=1e-5)
+    # the decayed mean, not the raw counts' (3/2 for "a")
+    assert not np.isclose(expected[0], np.log(3 / 2))
+
+
+def test_policy_forgetting_by_name_takes_decay_factor():
+    model = CmabBernoulli.cold_start(
+        ["a", "b"],
+        n_features=2,
+        policy="forgetting",
+        decay_factor=0.5,
+        random_seed=0,
+        policy_kwargs={"base": "beta_bernoulli"},
+    )
+    assert model.decay_factor == 0.5 and model.policy_name == "forgetting"
+    plain = CmabBernoulli.cold_start(
+        ["a", "b"], n_features=2, policy="forgetting", random_seed=0, policy_kwargs={"base": "beta_bernoulli"}
+    )
+    assert plain.decay_factor == 1.0
+
+
+def test_simulate_with_a_decaying_config_forgets():
+    from bandits_jax.config import CmabConfig
+    from bandits_jax.simulation import simulate
+
+    env = _switching_env()
+    outs = {}
+    for decay in (None, 0.5):
+        config = CmabConfig(n_features=1, num_steps=30, sigma=1.0, decay_factor=decay)
+        outs[decay] = np.asarray(simulate(config, env, jax.random.key(0), 40, 20).policy.regret)
+    assert outs[0.5][30:].sum() < outs[None][30:].sum()
+    with pytest.raises(ValueError, match="decay_factor"):
+        from bandits_jax import core
+
+        core.init(CmabConfig(n_features=1, decay_factor=0.5), 2)

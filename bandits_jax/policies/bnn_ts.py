@@ -170,7 +170,7 @@ class BnnTS(PolicyBase):
         mu: float | Array = 0.0,
         sigma: float | Array = 10.0,
         dtype=None,
-        use_layerwise_scaling: bool = False,
+        use_layerwise_scaling: bool | Array = False,
         bias_std: float | Array | None = None,
     ) -> BnnState | BnnReplayState:
         """Cold start: every weight's posterior is the prior ``(mu, sigma)``, counters at 1.
@@ -184,7 +184,7 @@ class BnnTS(PolicyBase):
             jnp.asarray(mu),
             jnp.asarray(sigma),
             dtype,
-            jnp.asarray(bool(use_layerwise_scaling)),
+            jnp.asarray(use_layerwise_scaling).astype(bool),  # traced in a sweep
             jnp.asarray(bias),
         )
 

@@ -153,7 +153,12 @@ class Forgetting(PolicyBase):
         return grouped.valid & False if check is None else check(state.base, grouped)
 
     def posterior_mean(self, state: ForgettingState, context) -> Array:
-        return self.base.posterior_mean(state.base, context)
+        """The base's posterior-mean scores (a counting base's: the logits of its decayed means)."""
+        own = getattr(self.base, "posterior_mean", None)
+        if own is not None:
+            return own(state.base, context)
+        p = self.predict(jax.random.key(0), state, context).mean_probs
+        return jnp.log(p) - jnp.log1p(-p)
 
 
 def effective_state(policy: Forgetting, state: ForgettingState) -> Any:

@@ -16,7 +16,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, Real
 from bandits_jax import core, smab
 from bandits_jax._bandit import predict_step
 from bandits_jax.config import CmabConfig
-from bandits_jax.policies import BetaBernoulli, BnnTS, Feedback, Policy, Uniform
+from bandits_jax.policies import BetaBernoulli, BnnTS, Feedback, Forgetting, Policy, Uniform
 from bandits_jax.simulation.environments import Environment, LogisticEnv  # noqa: F401 (doctests)
 from bandits_jax.strategy import ClassicBandit, Strategy
 
@@ -272,7 +272,10 @@ def simulate_policies(
 
 # The CMAB and its baselines, as the generic simulation's players.
 def _legacy_items(config: CmabConfig):
-    return (("policy", BnnTS.from_config(config)), ("random", Uniform()), ("smab", BetaBernoulli()))
+    policy = BnnTS.from_config(config)
+    if config.decay_factor is not None:
+        policy = Forgetting(policy)
+    return (("policy", policy), ("random", Uniform()), ("smab", BetaBernoulli()))
 
 
 _LEGACY_ORDER = ("policy", "random", ORACLE, "smab")
@@ -311,10 +314,20 @@ def _legacy_result(traces: Mapping[str, Trace]) -> SimulationResult:
 
 
 def _prior(config: CmabConfig, prior_mu, prior_sigma) -> dict[str, Any]:
-    return {
+    """The CMAB policy's ``init`` data: the prior (``prior_mu`` / ``prior_sigma`` override the
+    config's) and, with forgetting, ``decay_factor``."""
+    prior = {
         "mu": config.mu if prior_mu is None else prior_mu,
         "sigma": config.sigma if prior_sigma is None else prior_sigma,
     }
+    # the network options only where set (a sweep turns every value into per-run data)
+    if config.use_layerwise_scaling:
+        prior["use_layerwise_scaling"] = True
+    if config.bias_std is not None:
+        prior["bias_std"] = config.bias_std
+    if config.decay_factor is not None:
+        prior["decay_factor"] = config.decay_factor
+    return prior
 
 
 def init_simulation(

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, Real
 
+from bandits_jax import _random
 from bandits_jax.policies.base import Feedback, Prediction
 from bandits_jax.policies.linear_ts import LinearTS, LinearTSState, map_objective
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -139,7 +140,7 @@ def simulate(
         st, pkey = carry
         ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
         context, probs = env.sample_round(ctx_key, batch_size, t)
-        outcomes = (jax.random.uniform(reward_key, probs.shape, probs.dtype) < probs).astype(jnp.int32)
+        outcomes = (_random.uniform(reward_key, probs.shape, probs.dtype) < probs).astype(jnp.int32)
         pkey, predict_key = jax.random.split(pkey)
         chosen = predict(st, context, predict_key, strategy).actions
         rewards = outcomes[rows, chosen]

@@ -134,7 +134,7 @@ class CmabBernoulli(Bandit):
             from bandits_jax.policies.forgetting import ForgettingState
 
             if config.decay_factor is not None and isinstance(state, BnnState):  # forgetting from here on
-                factor = jnp.full((state.n_actions,), config.decay_factor, jnp.float32)
+                factor = jnp.full((state.n_actions,), config.decay_factor, jnp.result_type(float))
                 state = ForgettingState(state, factor, None)
             inner = state.base if isinstance(state, ForgettingState) else state
             if not isinstance(inner, BnnState) or inner.n_actions != len(ids):

@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, Real
 
+from bandits_jax import _random
+
 __all__ = [
     "Bernoulli",
     "BernoulliStats",
@@ -108,7 +110,8 @@ class Bernoulli:
 
     def sample(self, key: PRNGKeyArray, mean: Float[Array, "*n"]) -> Int[Array, "*n"]:
         """Rewards drawn given their mean (a probability)."""
-        return (jax.random.uniform(key, mean.shape, mean.dtype) < mean).astype(jnp.int32)
+        # drawn flat: XLA:CPU compiles it several times faster (see bandits_jax._random)
+        return (_random.uniform(key, mean.shape, mean.dtype) < mean).astype(jnp.int32)
 
     def init_stats(self, n_actions: int) -> BernoulliStats:
         # NumPy, not jnp: a new action count compiles nothing.

@@ -201,8 +201,9 @@ def _decayed_of(actions: dict, ids: tuple, counts: list[tuple[Any, Any]]) -> Dec
                 )
             pair.append(float(value))
         out.append(pair)
-    arr = np.asarray(out, np.float32)
-    return DecayedCounts(jnp.asarray(arr[:, 0]), jnp.asarray(arr[:, 1]))
+    arr = np.asarray(out, np.float64)
+    dtype = jnp.result_type(float)
+    return DecayedCounts(jnp.asarray(arr[:, 0], dtype), jnp.asarray(arr[:, 1], dtype))
 
 
 def _smab_parts(data: dict) -> tuple[tuple, Any, bool, float | None]:
@@ -215,7 +216,7 @@ def _smab_parts(data: dict) -> tuple[tuple, Any, bool, float | None]:
     decay = decay_of(actions, ids)
     if decay is None:
         return ids, stats, soft, decay
-    factor = jnp.full((len(ids),), decay, jnp.float32)
+    factor = jnp.full((len(ids),), decay, jnp.result_type(float))
     return ids, ForgettingState(stats, factor, _decayed_of(actions, ids, counts)), soft, decay
 
 

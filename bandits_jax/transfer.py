@@ -157,8 +157,9 @@ def _conform(old_state, new_state, used: np.ndarray, common: list):
         if isinstance(old_state, ForgettingState) and old_state.decayed is not None:
             decayed = old_state.decayed
         else:
-            decayed = DecayedCounts(*counts(stats_of(old_base)))
-    return ForgettingState(old_base, jnp.ones((_n(old_base),), jnp.float32), decayed)
+            dtype = new_state.decayed.decayed_n_successes.dtype
+            decayed = DecayedCounts(*(c.astype(dtype) for c in counts(stats_of(old_base))))
+    return ForgettingState(old_base, jnp.ones((_n(old_base),), new_state.decay_factor.dtype), decayed)
 
 
 def _n(state) -> int:

@@ -285,7 +285,7 @@ def child_learning_data(env_name: str, setup: lib.LearningSetup, path: str) -> d
     import jax.numpy as jnp
     import numpy as np
 
-    from bandits_jax import baselines, simulation
+    from bandits_jax import _random, baselines, simulation
     from bandits_jax.config import CmabConfig
 
     spec = _env_spec(env_name)
@@ -317,7 +317,7 @@ def child_learning_data(env_name: str, setup: lib.LearningSetup, path: str) -> d
         def one(t):
             ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
             ctx, probs = env.sample(ctx_key, setup.batch)
-            return ctx, probs, jax.random.uniform(reward_key, probs.shape, probs.dtype)
+            return ctx, probs, _random.uniform(reward_key, probs.shape, probs.dtype)
 
         return jax.vmap(one)(jnp.arange(setup.rounds))
 

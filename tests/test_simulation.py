@@ -18,7 +18,7 @@ import jax
 import numpy as np
 import pytest
 
-from bandits_jax import cli, core, policies, simulation, smab
+from bandits_jax import _random, cli, core, policies, simulation, smab
 from bandits_jax.cli import simulate as _simulate_cli
 from bandits_jax.cmab import CmabBernoulli
 from bandits_jax.config import CmabConfig
@@ -176,7 +176,7 @@ def core_loop(env, key, n_rounds):
     for t in range(n_rounds):
         ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
         ctx, probs = env.sample(ctx_key, BATCH)
-        outcome = np.asarray(jax.random.uniform(reward_key, probs.shape) < probs).astype(np.int32)
+        outcome = np.asarray(_random.uniform(reward_key, probs.shape) < probs).astype(np.int32)
         policy_key, sub = jax.random.split(policy_key)
         chosen = np.asarray(core.predict(state, ctx, sub).actions)
         policy_key, sub = jax.random.split(policy_key)
@@ -231,7 +231,7 @@ def test_simulate_equals_a_loop_over_the_object_api():
     for t in range(ROUNDS):
         ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
         ctx, probs = env.sample(ctx_key, BATCH)
-        outcome = np.asarray(jax.random.uniform(reward_key, probs.shape) < probs).astype(int)
+        outcome = np.asarray(_random.uniform(reward_key, probs.shape) < probs).astype(int)
         pred = mab.predict_arrays(np.asarray(ctx))
         chosen = pred.action_indices
         np.testing.assert_array_equal(chosen, out.policy.actions[t])
@@ -284,7 +284,7 @@ def policy_loop(policy, env, key, name, n_rounds, **init):
     for t in range(n_rounds):
         ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
         ctx, probs = env.sample(ctx_key, BATCH)
-        outcome = np.asarray(jax.random.uniform(reward_key, probs.shape) < probs).astype(np.int32)
+        outcome = np.asarray(_random.uniform(reward_key, probs.shape) < probs).astype(np.int32)
         k, sub = jax.random.split(k)
         chosen = np.asarray(policy.predict(sub, state, ctx).actions)
         k, sub = jax.random.split(k)

@@ -367,7 +367,7 @@ def test_a_hand_edited_decay_or_fraction_is_refused():
         data = json.loads(model.get_state()[1])
         names = [a["name"] for a in data["arrays"]]
         i = next(k for k, n in enumerate(names) if n.endswith("." + leaf))
-        arr = np.frombuffer(base64.b64decode(data["data"][i]), np.float32).copy()
+        arr = np.frombuffer(base64.b64decode(data["data"][i]), np.dtype(data["arrays"][i]["dtype"])).copy()
         arr[0] = bad
         data["data"][i] = base64.b64encode(arr.tobytes()).decode()
         body = {k: v for k, v in data.items() if k not in ("data", "sha256")}

@@ -56,7 +56,8 @@ __all__ = ["DecayedCounts", "Forgetting", "ForgettingState", "check_decay_factor
 
 
 class DecayedCounts(NamedTuple):
-    """A counting policy's effective counts after decay (float32, from 1, PyBandits' names)."""
+    """A counting policy's effective counts after decay (default float width, from 1, PyBandits'
+    names)."""
 
     decayed_n_successes: Float[Array, " n_actions"]
     decayed_n_failures: Float[Array, " n_actions"]
@@ -126,7 +127,7 @@ class Forgetting(PolicyBase):
         checked unless traced), stored once per action."""
         check_decay_factor(decay_factor)
         base = self.base.init(n_actions, **base_prior)
-        return _init(self.counting, base, jnp.asarray(decay_factor, jnp.float32))
+        return _init(self.counting, base, jnp.asarray(decay_factor, jnp.result_type(float)))
 
     def predict(
         self,
@@ -183,7 +184,7 @@ def _predict(policy: Forgetting, key, state: ForgettingState, context, strategy,
 def _init(counting: bool, base, decay_factor) -> ForgettingState:
     n_actions = jax.tree.leaves(base)[0].shape[0]
     factor = jnp.broadcast_to(decay_factor, (n_actions,))
-    decayed = DecayedCounts(*counts(stats_of(base))) if counting else None
+    decayed = DecayedCounts(*(c.astype(factor.dtype) for c in counts(stats_of(base)))) if counting else None
     return ForgettingState(base, factor, decayed)
 
 
@@ -193,8 +194,9 @@ def _update_grouped(policy: Forgetting, key, state: ForgettingState, grouped: Gr
     d = state.decay_factor
     if policy.counting:
         base, info = policy.base.update_grouped(key, state.base, grouped)
-        mass = jnp.where(grouped.valid, grouped.rewards, 0).astype(jnp.float32).sum(axis=1)
-        n = grouped.valid.sum(axis=1).astype(jnp.float32)
+        dtype = state.decayed.decayed_n_successes.dtype
+        mass = jnp.where(grouped.valid, grouped.rewards, 0).astype(dtype).sum(axis=1)
+        n = grouped.valid.sum(axis=1).astype(dtype)
         old = state.decayed
 
         def decay(count, new):

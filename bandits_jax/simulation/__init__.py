@@ -28,7 +28,9 @@ Keys:
     3)``: contexts and expected rewards from ``env.sample_round(ctx_key, batch_size, t)``
     (``env.sample(ctx_key, batch_size)`` for a stationary environment) and the reward of every row
     and action from ``likelihood.sample(reward_key, expected)`` (for Bernoulli, ``u[i, a] < p[i,
-    a]`` with ``u = jax.random.uniform(reward_key, (batch_size, n_actions))``). Each policy's
+    a]`` with ``u = jax.random.uniform(reward_key, (batch_size * n_actions,))`` reshaped to
+    ``(batch_size, n_actions)``: draws of more than one axis are drawn flat, which XLA:CPU compiles
+    several times faster; see :mod:`bandits_jax._random`). Each policy's
     key advances exactly as :class:`~bandits_jax.cmab.CmabBernoulli`'s does (``key, sub =
     split(key)`` before ``predict`` and again before ``update``), so a model whose ``_key`` is the
     policy's key replays a simulation exactly. With policies, ``env_key = split(key)[0]`` and policy

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, Real
 
+from bandits_jax import _random
+
 SKLEARN_DATASETS = {
     "digits": "load_digits",
     "wine": "load_wine",
@@ -109,7 +111,7 @@ class _GaussianContextEnv(Environment):
         return self._layers[0].shape[-2]
 
     def sample_context(self, key, n):
-        return jax.random.normal(key, (n, self.n_features), self._layers[0].dtype)
+        return _random.normal(key, (n, self.n_features), self._layers[0].dtype)  # flat: fast to compile
 
 
 class LogisticEnv(_GaussianContextEnv):
@@ -490,7 +492,7 @@ class WheelEnv(Environment):
 
     def sample_context(self, key, n):
         # Uniform in the disc: the radius's CDF is r**2, so r = sqrt(U); no rejection loop to jit.
-        u = jax.random.uniform(key, (n, 2), self.delta.dtype)
+        u = _random.uniform(key, (n, 2), self.delta.dtype)
         radius, angle = jnp.sqrt(u[:, 0]), 2 * jnp.pi * u[:, 1]
         return radius[:, None] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=-1)
 
@@ -516,7 +518,7 @@ class WheelEnv(Environment):
     def sample_paper_rewards(self, key: PRNGKeyArray, context: Real[ArrayLike, "n 2"]) -> Float[Array, "n 5"]:
         """Every action's reward per row as in the paper, ``N(reward_means, std**2)``."""
         means = self.reward_means(context)
-        return means + self.std * jax.random.normal(key, means.shape, means.dtype)
+        return means + self.std * _random.normal(key, means.shape, means.dtype)
 
 
 # ---------------------------------------------------------------------------------- non-stationary

@@ -36,7 +36,7 @@ from bandits_jax._object import (
     unpad_actions,
     warn_saturated_ids,
 )
-from bandits_jax.likelihoods import SoftBernoulli, host_counts
+from bandits_jax.likelihoods import SoftBernoulli, host_tallies
 from bandits_jax.policies.base import GroupedFeedback, UpdateInfo, stats_of
 from bandits_jax.strategy import ClassicBandit, Strategy
 
@@ -186,9 +186,9 @@ _COUNTER_TOP = int(np.iinfo(np.int32).max)
 
 
 def _counters(state) -> tuple[np.ndarray, np.ndarray]:
-    """The state's success and failure counters on the host (int64, float64 for soft rewards:
-    sums cannot wrap)."""
-    return host_counts(stats_of(state))
+    """The state's two saturating counters on the host (successes and failures, int64, float64 for
+    soft rewards; a Gaussian's zeros and observations): sums cannot wrap."""
+    return host_tallies(stats_of(state))
 
 
 class Bandit:
@@ -211,6 +211,7 @@ class Bandit:
         key,
         exploration: Exploration | None = None,
     ) -> None:
+        self._check_strategy(strategy, ids)
         if exploration is not None and exploration.default_action is not None:
             if exploration.default_action not in ids:
                 raise ValueError(
@@ -270,6 +271,11 @@ class Bandit:
     @classmethod
     def _config_from_json(cls, fields: Any) -> Any:
         return None
+
+    @classmethod
+    def _check_strategy(cls, strategy: Strategy, ids: tuple) -> None:
+        """Refuse (TypeError / ValueError) a strategy this class cannot run with these actions
+        (e.g. a cost-control model's costs must be one per action); by default any will do."""
 
     def _check_transfer(self, current: Bandit, common: list) -> None:
         """Refuse (ValueError) to carry ``current``'s learned state for ``common`` actions into
@@ -466,8 +472,7 @@ class Bandit:
             state, info, new_key, overflow = update_step(self._policy, old, self._key, grouped)
             # host bookkeeping while the update runs: the counters' upper bounds assume every fit
             # succeeds (a failed one adds nothing, so they stay upper bounds)
-            successes = np.bincount(idx, rewards, minlength=n_actions)  # float64: exact sums
-            failures = counts[:n_actions] - successes
+            successes, failures = self._policy.likelihood.host_tally(idx, rewards, counts, n_actions)
             bound = self.__dict__.get("_count_bound")
             if bound is None or bound[0] is not old:
                 bound = (old, *_counters(old))

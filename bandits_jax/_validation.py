@@ -171,8 +171,32 @@ def as_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
 
 def as_soft_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
     """Soft rewards: real numbers in [0, 1] (bools as 0/1) as a float32 array."""
+    arr = _real_rewards(rewards, name, "in [0, 1]")
+    inside = (arr >= 0) & (arr <= 1)  # False for NaN
+    if not inside.all():
+        raise ValueError(f"{name} must lie in [0, 1] (soft rewards), got {float(arr[~inside][0])!r}")
+    return arr.astype(np.float32)
+
+
+def as_real_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
+    """Continuous rewards (a Gaussian model's): real numbers finite in float32, as a float32 array."""
+    arr = _real_rewards(rewards, name, "(finite)")
+    with np.errstate(over="ignore"):
+        out = arr.astype(np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        raise ValueError(
+            f"{name} must be finite real numbers within float32's range, got {float(arr[bad][0])!r} "
+            f"at position {int(np.argmax(bad))}"
+        )
+    return out
+
+
+def _real_rewards(rewards: Any, name: str, what: str) -> np.ndarray:
+    """``rewards`` as a 1-D float64 array of real numbers (bools as 0/1); the range is the
+    caller's to check."""
     if isinstance(rewards, (str, bytes)) or not isinstance(rewards, (Sequence, np.ndarray, Iterable)):
-        raise TypeError(f"{name} must be a list of rewards in [0, 1], got {rewards!r}")
+        raise TypeError(f"{name} must be a list of real rewards {what}, got {rewards!r}")
     if not isinstance(rewards, (np.ndarray, list, tuple)) and hasattr(rewards, "__array__"):
         rewards = np.asarray(rewards)  # a JAX array (its elements would be 0-d arrays)
     items = rewards if isinstance(rewards, np.ndarray) else list(rewards)
@@ -184,20 +208,16 @@ def as_soft_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
         isinstance(r, (numbers.Real, np.bool_)) and not isinstance(r, np.datetime64) for r in items
     ):
         bad = next(r for r in items if not isinstance(r, (numbers.Real, np.bool_)))
-        raise TypeError(f"{name} must hold real numbers in [0, 1], got {bad!r} ({type(bad).__name__})")
+        raise TypeError(f"{name} must hold real numbers {what}, got {bad!r} ({type(bad).__name__})")
     try:
         arr = np.asarray(items)
     except Exception as err:
-        raise ValueError(f"{name} must be a 1-D list of numbers in [0, 1]: {err}") from err
+        raise ValueError(f"{name} must be a 1-D list of real numbers {what}: {err}") from err
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.size and (arr.dtype.kind not in "biuf"):
-        raise TypeError(f"{name} must hold real numbers in [0, 1], got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    inside = (arr >= 0) & (arr <= 1)  # False for NaN
-    if not inside.all():
-        raise ValueError(f"{name} must lie in [0, 1] (soft rewards), got {float(arr[~inside][0])!r}")
-    return arr.astype(np.float32)
+        raise TypeError(f"{name} must hold real numbers {what}, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
 
 
 def check_decay_factor(decay_factor: Any, name: str = "decay_factor") -> None:

@@ -27,18 +27,34 @@ import numpy as np
 
 from bandits_jax import _validation as val
 from bandits_jax._bandit import ArrayPrediction, Bandit, SviDivergenceWarning, make_exploration
+from bandits_jax._families import (
+    BestActionIdentificationFamily,
+    CostControlFamily,
+    DynamicPricingFamily,
+    ids_and_values,
+)
 from bandits_jax._object import CounterSaturationWarning
 from bandits_jax.bnn import MLP
 from bandits_jax.config import CmabConfig, make_config
-from bandits_jax.likelihoods import host_counts
+from bandits_jax.likelihoods import GaussianStats, host_counts
 from bandits_jax.policies.base import UpdateInfo, stats_of
 from bandits_jax.policies.bnn_ts import BnnState, BnnTS
-from bandits_jax.strategy import ClassicBandit, Strategy
+from bandits_jax.strategy import (
+    BestActionIdentificationBandit,
+    ClassicBandit,
+    CostControlBandit,
+    DynamicPricingBandit,
+    Strategy,
+)
 
 __all__ = [
     "ActionView",
     "ArrayPrediction",
     "CmabBernoulli",
+    "CmabBernoulliBAI",
+    "CmabBernoulliCC",
+    "CmabBernoulliDP",
+    "CmabGaussian",
     "CounterSaturationWarning",
     "SviDivergenceWarning",
 ]
@@ -47,7 +63,9 @@ __all__ = [
 @dataclasses.dataclass(frozen=True)
 class ActionView:
     """Read-only view of one action: its counters, its posterior ``loc`` / ``scale`` pytrees (the
-    Bayesian-MLP policy; None for other policies) and its whole slice of the policy's state."""
+    Bayesian-MLP policy; None for other policies) and its whole slice of the policy's state.
+    ``count`` and ``mean`` are PyBandits' properties: the rewards observed and their mean (for
+    Bernoulli rewards the pseudo-counts ``n_successes + n_failures`` and the Beta mean)."""
 
     action_id: Any
     n_successes: int | float  # a float for soft rewards
@@ -55,6 +73,24 @@ class ActionView:
     loc: MLP | None
     scale: MLP | None
     state: Any = None
+
+    @property
+    def _stats(self) -> Any:
+        return None if self.state is None else stats_of(self.state)
+
+    @property
+    def count(self) -> int:
+        stats = self._stats
+        if isinstance(stats, GaussianStats):
+            return int(stats.n_observations)
+        return round(self.n_successes + self.n_failures)
+
+    @property
+    def mean(self) -> float:
+        stats = self._stats
+        if isinstance(stats, GaussianStats):
+            return float(stats.reward_mean) if int(stats.n_observations) else 0.0
+        return self.n_successes / (self.n_successes + self.n_failures)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,6 +357,13 @@ class CmabBernoulli(Bandit):
     # ------------------------------------------------------------------ hooks of the base
     @classmethod
     def _policy_of(cls, config: CmabConfig | PolicyConfig) -> Any:
+        gaussian = isinstance(config, CmabConfig) and config.reward_type == "gaussian"
+        if gaussian != (cls._kind == "cmab_gaussian"):
+            raise ValueError(
+                f"a {cls.__name__} cannot run {'Gaussian' if gaussian else 'Bernoulli'} rewards "
+                f"(config.reward_type={getattr(config, 'reward_type', 'bernoulli')!r}); "
+                f"use {'CmabGaussian' if gaussian else 'CmabBernoulli'}"
+            )
         if isinstance(config, PolicyConfig):
             return config.policy
         policy = BnnTS.from_config(config)  # static settings; mu, sigma and decay are data
@@ -335,6 +378,7 @@ class CmabBernoulli(Bandit):
             "sigma": config.sigma,
             "use_layerwise_scaling": config.use_layerwise_scaling,
             "bias_std": config.bias_std,
+            **config.reward_data,
         }
         if config.decay_factor is not None:
             prior["decay_factor"] = config.decay_factor
@@ -447,11 +491,11 @@ class CmabBernoulli(Bandit):
     def __repr__(self) -> str:
         if isinstance(self._config, PolicyConfig):
             return (
-                f"CmabBernoulli(actions={list(self._action_ids)!r}, n_features={self.input_dim}, "
+                f"{type(self).__name__}(actions={list(self._action_ids)!r}, n_features={self.input_dim}, "
                 f"policy={self._config.policy!r}, strategy={self._strategy!r})"
             )
         return (
-            f"CmabBernoulli(actions={list(self._action_ids)!r}, n_features={self.input_dim}, "
+            f"{type(self).__name__}(actions={list(self._action_ids)!r}, n_features={self.input_dim}, "
             f"hidden_dim_list={self.hidden_dim_list}, activation={self.activation!r}, "
             f"dist_type={self.dist_type!r}, strategy={self._strategy!r})"
         )
@@ -661,9 +705,226 @@ _ADDED_FIELDS = {
     "epochs": None,
     "use_soft_rewards": False,
     "decay_factor": None,
+    "reward_type": "bernoulli",
+    "fit_reward_standardization": False,
+    "reward_loc": None,
+    "reward_scale": None,
+    "noise_sigma": None,
+    "noise_log_sigma_prior_std": 0.5,
 }
 
 
 def _tuples(value):
     """JSON turned tuples into lists; the config must be hashable again."""
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+#: CmabGaussian's default prior sigma (of weights fitted to standardised rewards)
+GAUSSIAN_PRIOR_SIGMA = 1.0
+
+
+class CmabGaussian(CmabBernoulli):
+    """Contextual bandit with real-valued rewards (PyBandits' ``CmabGaussian``): each action is a
+    Bayesian MLP of the reward's mean with a learned noise std per action
+    (:class:`~bandits_jax.likelihoods.Gaussian`), fitted by streaming SVI on standardised rewards;
+    Thompson sampling draws each action's mean reward and the strategy compares those draws.
+
+    :meth:`predict` returns, as PyBandits does, per row the chosen action, ``{action_id: sampled
+    mean reward}`` and ``{action_id: noise std}`` (for monitoring; the noise std at ``log sigma``'s
+    posterior mean, NaN before an action's first update unless ``noise_sigma`` was given).
+    ``mab.actions[a].count`` / ``.mean`` are the rewards observed and their mean; ``n_successes``
+    and ``n_failures`` stay at PyBandits' pseudo-counts 1 and 1.
+
+    Examples:
+        >>> import numpy as np
+        >>> mab = CmabGaussian.cold_start(["a", "b"], n_features=2, fit_reward_standardization=True,
+        ...                               update_kwargs={"num_steps": 50}, random_seed=0)
+        >>> ctx = np.random.default_rng(0).normal(size=(6, 2))
+        >>> actions, means, noise = mab.predict(ctx)
+        >>> info = mab.update(actions=["a", "b"] * 3, rewards=[10.5, 3.0, 9.0, 2.5, 11.0, 4.0], context=ctx)
+        >>> mab.actions["a"].count, round(mab.actions["a"].mean, 4)
+        (3, 10.1667)
+    """
+
+    _kind: ClassVar[str] = "cmab_gaussian"
+
+    @classmethod
+    def cold_start(
+        cls,
+        action_ids,
+        n_features: numbers.Integral,
+        hidden_dim_list: Sequence[numbers.Integral] | None = None,
+        activation: str = "tanh",
+        use_residual_connections: bool | np.bool_ = False,
+        dist_type: str = "normal",
+        dist_params_init: Mapping[str, numbers.Real] | None = None,
+        update_kwargs: Mapping[str, Any] | None = None,
+        strategy: Strategy = ClassicBandit(),
+        random_seed: int | None = None,
+        epsilon=None,
+        default_action=None,
+        default_action_fraction=None,
+        limited_actions=None,
+        limited_action_fraction=None,
+        use_layerwise_scaling=False,
+        bias_std=None,
+        calibrate_output_bias=False,
+        decay_factor=None,
+        fit_reward_standardization=False,
+        reward_loc=None,
+        reward_scale=None,
+        noise_sigma=None,
+        noise_log_sigma_prior_std=0.5,
+        policy: str = "bnn_ts",
+    ) -> CmabGaussian:
+        """A model whose every action's posterior is the prior; the arguments of
+        :meth:`CmabBernoulli.cold_start` (the Bayesian MLP's) plus PyBandits' Gaussian ones:
+
+        Args:
+            fit_reward_standardization: fit ``reward_loc`` (mean) and ``reward_scale`` (std, or
+                ``max(|mean|, 1)`` without spread) on each action's first batch and keep them.
+                False (PyBandits' default): both must be given and stay fixed.
+            reward_loc, reward_scale: the network is fitted to ``(reward - reward_loc) /
+                reward_scale``; ``reward_loc=0, reward_scale=1`` trains on the raw rewards (then
+                the weight prior must suit their scale).
+            noise_sigma: the initial guess of the noise std in reward units (None: the std of each
+                action's first batch of targets).
+            noise_log_sigma_prior_std: the std of ``log sigma``'s initial prior (0.5).
+            dist_params_init: as :meth:`CmabBernoulli.cold_start`, but ``sigma`` defaults to 1
+                (the targets are standardised; PyBandits' default).
+            calibrate_output_bias: start each action's output bias at its first batch's mean target.
+            decay_factor: PyBandits' forgetting; ``log sigma``'s posterior widens with the weights'.
+
+        Raises:
+            ValueError / TypeError naming the argument, as PyBandits would (e.g. neither
+            ``fit_reward_standardization`` nor both ``reward_loc`` and ``reward_scale``).
+        """
+        if policy != "bnn_ts":
+            raise ValueError(
+                f"policy must be 'bnn_ts' for Gaussian rewards (the Bayesian MLP), got {policy!r}"
+            )
+        if dist_params_init is None or (
+            isinstance(dist_params_init, Mapping) and "sigma" not in dist_params_init
+        ):
+            # the targets are standardised: O(1) weights (PyBandits' default sigma, not the
+            # Bernoulli model's 10, which would leave the sampled means spread over ~10 reward sds)
+            dist_params_init = {"sigma": GAUSSIAN_PRIOR_SIGMA, **(dist_params_init or {})}
+        base = CmabBernoulli.cold_start(  # validates the shared arguments
+            action_ids,
+            n_features,
+            hidden_dim_list,
+            activation,
+            use_residual_connections,
+            dist_type,
+            dist_params_init,
+            update_kwargs,
+            strategy,
+            random_seed,
+            epsilon=epsilon,
+            default_action=default_action,
+            default_action_fraction=default_action_fraction,
+            limited_actions=limited_actions,
+            limited_action_fraction=limited_action_fraction,
+            use_layerwise_scaling=use_layerwise_scaling,
+            bias_std=bias_std,
+            calibrate_output_bias=calibrate_output_bias,
+            decay_factor=decay_factor,
+        )
+        config = dataclasses.replace(
+            base.config,
+            reward_type="gaussian",
+            fit_reward_standardization=fit_reward_standardization,
+            reward_loc=reward_loc,
+            reward_scale=reward_scale,
+            noise_sigma=noise_sigma,
+            noise_log_sigma_prior_std=noise_log_sigma_prior_std,
+        )
+        state = cls._cold_state(config, len(base._mask))
+        return cls._from_padded(base._action_ids, config, state, base.strategy, base.key, base.exploration)
+
+    def predict(self, context, forbidden_actions=None, top_k=None) -> tuple[list, list[dict], list[dict]]:
+        """PyBandits' form: per row the chosen action id (with ``top_k`` the ``top_k`` best),
+        ``{action_id: sampled mean reward}`` and ``{action_id: noise std}``. Arguments and errors
+        as :meth:`predict_arrays` (whose ``probs`` and ``logits`` are both the sampled means)."""
+        out = self.predict_arrays(context, forbidden_actions, top_k)
+        ids = self._action_ids
+        if top_k is None:
+            actions = list(map(ids.__getitem__, out.action_indices.tolist()))
+        else:
+            actions = [list(map(ids.__getitem__, row)) for row in out.action_indices.tolist()]
+        noise = np.broadcast_to(self.noise_std(), out.probs.shape)
+        return actions, val.row_dicts(ids, out.probs), val.row_dicts(ids, noise)
+
+    def noise_std(self) -> np.ndarray:
+        """Each action's noise std in reward units (in ``action_ids`` order), at ``log sigma``'s
+        posterior mean; NaN before the first update unless ``noise_sigma`` was given."""
+        with self._lock:
+            state = self._state
+        lik = self._policy.likelihood
+        return np.asarray(lik.noise_std(stats_of(state)))[: len(self._action_ids)].astype(np.float64)
+
+    def posterior_mean(self, context) -> np.ndarray:
+        """``(n_rows, n_actions)`` mean reward of every action under its posterior mean."""
+        return self.posterior_mean_logits(context)
+
+
+# ---------------------------------------------------------------------------------- strategy families
+def _no_strategy(kwargs: dict, family: str) -> None:
+    if "strategy" in kwargs:
+        raise TypeError(f"{family} builds its strategy from its own arguments; do not pass strategy=")
+
+
+class CmabBernoulliCC(CostControlFamily, CmabBernoulli):
+    """PyBandits' ``CmabBernoulliCC``: a :class:`CmabBernoulli` whose actions carry costs; per row
+    the cheapest action whose sampled reward is within ``subsidy_factor`` of the best is chosen
+    (:class:`~bandits_jax.strategy.CostControlBandit`). Costs and the factor are data of the
+    strategy: :meth:`with_subsidy_factor` and :func:`bandits_jax.subsidy_factor.tune_subsidy_factor`
+    change them without compiling anything.
+
+    Examples:
+        >>> mab = CmabBernoulliCC.cold_start({"cheap": 1.0, "dear": 5.0}, n_features=2, subsidy_factor=0.2)
+        >>> mab.action_ids_cost, mab.subsidy_factor
+        ({'cheap': 1.0, 'dear': 5.0}, 0.2)
+    """
+
+    @classmethod
+    def cold_start(cls, action_ids_cost, n_features, subsidy_factor=0.5, **kwargs) -> CmabBernoulliCC:
+        """``action_ids_cost``: ``{action_id: cost >= 0}`` (the actions, in this order);
+        ``subsidy_factor`` in [0, 1]; any other argument of :meth:`CmabBernoulli.cold_start` but
+        ``strategy``."""
+        _no_strategy(kwargs, cls.__name__)
+        ids, costs = ids_and_values(action_ids_cost, "action_ids_cost")
+        strategy = CostControlBandit(costs, subsidy_factor)
+        return super().cold_start(list(ids), n_features, strategy=strategy, **kwargs)
+
+
+class CmabBernoulliDP(DynamicPricingFamily, CmabBernoulli):
+    """PyBandits' ``CmabBernoulliDP``: actions carry prices and each row gets the action of the
+    highest sampled revenue ``price * P(buy)`` (:class:`~bandits_jax.strategy.DynamicPricingBandit`).
+
+    Examples:
+        >>> mab = CmabBernoulliDP.cold_start({"p9": 9.0, "p12": 12.0}, n_features=2)
+        >>> mab.action_ids_price
+        {'p9': 9.0, 'p12': 12.0}
+    """
+
+    @classmethod
+    def cold_start(cls, action_ids_price, n_features, **kwargs) -> CmabBernoulliDP:
+        """``action_ids_price``: ``{action_id: price >= 0}``; any other argument of
+        :meth:`CmabBernoulli.cold_start` but ``strategy``."""
+        _no_strategy(kwargs, cls.__name__)
+        ids, prices = ids_and_values(action_ids_price, "action_ids_price")
+        return super().cold_start(list(ids), n_features, strategy=DynamicPricingBandit(prices), **kwargs)
+
+
+class CmabBernoulliBAI(BestActionIdentificationFamily, CmabBernoulli):
+    """PyBandits' ``CmabBernoulliBAI``: top-two Thompson sampling
+    (:class:`~bandits_jax.strategy.BestActionIdentificationBandit`) for best-action identification."""
+
+    @classmethod
+    def cold_start(cls, action_ids, n_features, exploit_p=None, **kwargs) -> CmabBernoulliBAI:
+        """``exploit_p`` in [0, 1] (None: PyBandits' 0.5); any other argument of
+        :meth:`CmabBernoulli.cold_start` but ``strategy``."""
+        _no_strategy(kwargs, cls.__name__)
+        strategy = BestActionIdentificationBandit(0.5 if exploit_p is None else exploit_p)
+        return super().cold_start(action_ids, n_features, strategy=strategy, **kwargs)

@@ -156,6 +156,12 @@ class CmabConfig:
     calibrate_output_bias: bool = False
     use_soft_rewards: bool = False
     decay_factor: float | None = None
+    reward_type: str = "bernoulli"
+    fit_reward_standardization: bool = False
+    reward_loc: float | None = None
+    reward_scale: float | None = None
+    noise_sigma: float | None = None
+    noise_log_sigma_prior_std: float = 0.5
     num_steps: int = 1000
     step_size: float = 0.1
     optimizer_type: str = "adam"
@@ -216,6 +222,7 @@ class CmabConfig:
 
             check_decay_factor(self.decay_factor)
             object.__setattr__(self, "decay_factor", float(self.decay_factor))
+        _check_reward_model(self)
         _check_positive_int(name("num_steps"), self.num_steps)
         _check_finite(name("step_size"), self.step_size, positive=True)
         if self.batch_size is not None:
@@ -276,6 +283,61 @@ class CmabConfig:
     @property
     def dist_params_init(self) -> dict[str, float]:
         return {"mu": self.mu, "sigma": self.sigma, "nu": self.nu}
+
+    @property
+    def reward_data(self) -> dict[str, float | None]:
+        """A Gaussian model's standardisation and noise prior (data of its cold state; empty for
+        Bernoulli rewards). With ``fit_reward_standardization`` and no values the standardisation
+        is fitted on each action's first batch (values given with it count as already fitted)."""
+        if self.reward_type != "gaussian":
+            return {}
+        return {
+            "reward_loc": self.reward_loc,
+            "reward_scale": self.reward_scale,
+            "noise_sigma": self.noise_sigma,
+            "noise_log_sigma_prior_std": self.noise_log_sigma_prior_std,
+        }
+
+
+REWARD_TYPES = ("bernoulli", "gaussian")
+
+
+def _check_reward_model(config: CmabConfig) -> None:
+    """The reward model's settings (PyBandits' ``GaussianBayesianNeuralNetwork`` rules)."""
+    if config.reward_type not in REWARD_TYPES:
+        raise ValueError(f"reward_type must be one of {list(REWARD_TYPES)}, got {config.reward_type!r}")
+    if not isinstance(config.fit_reward_standardization, bool):
+        raise TypeError(
+            f"fit_reward_standardization must be a bool, got {config.fit_reward_standardization!r}"
+        )
+    gaussian_fields = ("reward_loc", "reward_scale", "noise_sigma")
+    if config.reward_type != "gaussian":
+        changed = [f for f in gaussian_fields if getattr(config, f) is not None]
+        if config.fit_reward_standardization or config.noise_log_sigma_prior_std != 0.5:
+            changed.append("fit_reward_standardization / noise_log_sigma_prior_std")
+        if changed:
+            raise ValueError(f"{', '.join(changed)} belong to Gaussian rewards (reward_type='gaussian')")
+        return
+    if config.use_soft_rewards:
+        raise ValueError("use_soft_rewards is for Bernoulli rewards; a Gaussian model takes any real reward")
+    if config.reward_loc is not None:
+        _check_finite("reward_loc", config.reward_loc)
+    if config.reward_scale is not None:
+        _check_finite("reward_scale", config.reward_scale, positive=True)
+    if config.noise_sigma is not None:
+        _check_finite("noise_sigma", config.noise_sigma, positive=True)
+    _check_finite("noise_log_sigma_prior_std", config.noise_log_sigma_prior_std, positive=True)
+    if not config.fit_reward_standardization and (config.reward_loc is None or config.reward_scale is None):
+        raise ValueError(
+            "reward_loc and reward_scale must both be given when fit_reward_standardization=False "
+            "(reward_loc=0, reward_scale=1 trains on the raw rewards, whose scale the weight prior then "
+            "has to fit), or pass fit_reward_standardization=True to fit them on each action's first batch"
+        )
+    if config.fit_reward_standardization and (config.reward_loc is None) != (config.reward_scale is None):
+        raise ValueError(
+            "with fit_reward_standardization=True, reward_loc and reward_scale are either both unset "
+            "(fitted on the first batch) or both given"
+        )
 
 
 def make_config(

@@ -39,17 +39,34 @@ FitSettings = Any
 
 
 class FitResult(NamedTuple):
-    """Output of :func:`fit` (leading action axis on every field)."""
+    """Output of :func:`fit` (leading action axis on every field); ``latent_loc`` and
+    ``latent_scale`` are the likelihood's latents' posterior (None without any)."""
 
     loc: MLP
     scale: MLP
     losses: Float[Array, "n_actions num_steps"]
     ok: Bool[Array, " n_actions"]
+    latent_loc: Array | None = None
+    latent_scale: Array | None = None
 
 
-def _prior(config: FitSettings, loc: Array, scale: Array) -> dist.Distribution:
+class _MixedPrior(NamedTuple):
+    """A Student-t prior on the network's weights and a Normal one on the likelihood's latents
+    (PyBandits' ``log sigma`` prior is Normal whatever the weights' family), for the Monte-Carlo
+    KL term."""
+
+    weights: dist.Distribution
+    latents: dist.Distribution
+    is_weight: Bool[Array, " n"]
+
+    def log_prob(self, w: Array) -> Array:
+        return jnp.where(self.is_weight, self.weights.log_prob(w), self.latents.log_prob(w))
+
+
+def _prior(config: FitSettings, loc: Array, scale: Array, is_weight: Array | None = None) -> Any:
     if config.dist_type == "studentt":
-        return dist.StudentT(jnp.asarray(config.nu, loc.dtype), loc, scale)
+        student = dist.StudentT(jnp.asarray(config.nu, loc.dtype), loc, scale)
+        return student if is_weight is None else _MixedPrior(student, dist.Normal(loc, scale), is_weight)
     return dist.Normal(loc, scale)
 
 
@@ -88,8 +105,11 @@ def _neg_elbo(
     loc, log_scale = params[0], params[1]
     guide = dist.Normal(loc, jnp.exp(log_scale))
     w = loc + guide.scale * eps
-    logits = jax.vmap(unravel(w))(x)
-    log_lik = jnp.sum(jnp.where(mask, _likelihood(config).log_prob(y, logits), 0.0)) * data_scale
+    net, latent = unravel(w), None
+    if isinstance(net, tuple):  # (network, the likelihood's latents)
+        net, latent = net
+    logits = jax.vmap(net)(x)
+    log_lik = jnp.sum(jnp.where(mask, _likelihood(config).log_prob(y, logits, latent), 0.0)) * data_scale
     if config.dist_type == "normal":
         kl = jnp.sum(kl_divergence(guide, prior))
     else:
@@ -234,7 +254,7 @@ def _draw(config: FitSettings, key: PRNGKeyArray, n_weights: int, rows: int, dty
 
 def _fit_one(
     config: FitSettings,
-    loc: MLP,
+    loc: Any,
     scale: MLP,
     x: Float[Array, "rows n_features"],
     y: Float[Array, " rows"],
@@ -242,17 +262,26 @@ def _fit_one(
     randomness: _Draws | PRNGKeyArray,
     init_noise: Float[Array, " n_weights"] | None = None,
     start: tuple[MLP, MLP] | None = None,
+    latent: tuple[Array, Array] | None = None,
 ) -> FitResult:
     """Fit one action's posterior to its rows (masked), starting from and regularised to the old.
 
     ``randomness`` is either every step's draws (:class:`_Draws`, leading ``num_steps`` axis) or a
     key from which each step draws its own (for updates whose draws would not fit in memory).
+    ``latent``: the prior ``(loc, scale)`` of the likelihood's latents (a Gaussian reward's
+    ``log sigma``), fitted with the weights under a Normal prior and a mean-field Normal guide.
     """
     # All weights form one flat vector: one Normal draw and one KL term per step instead of one
     # per leaf, which roughly halves XLA's compile time for deep networks.
+    is_weight = None
+    if latent is not None:
+        is_weight = ravel_pytree(
+            (jax.tree.map(lambda a: jnp.ones(a.shape, bool), loc), jnp.zeros(latent[0].shape, bool))
+        )[0]
+        loc, scale = (loc, latent[0]), (scale, latent[1])
     prior_loc, unravel = ravel_pytree(loc)
     prior_scale, _ = ravel_pytree(scale)
-    prior = _prior(config, prior_loc, prior_scale)
+    prior = _prior(config, prior_loc, prior_scale, is_weight)
     particle = jax.value_and_grad(partial(_neg_elbo, config, unravel, prior))
 
     def loss_and_grad(params, eps, *data):
@@ -338,19 +367,23 @@ def _fit_one(
     keep_new = finite & jnp.any(mask)
     new_loc = unravel(jnp.where(keep_new, new_loc, fallback_loc))
     new_scale = unravel(jnp.where(keep_new, new_scale, fallback_scale))
+    if latent is not None:
+        (new_loc, latent_loc), (new_scale, latent_scale) = new_loc, new_scale
+        return FitResult(new_loc, new_scale, losses, finite, latent_loc, latent_scale)
     return FitResult(new_loc, new_scale, losses, finite)
 
 
 @partial(jax.jit, static_argnames=("config",))
 def fit(
     config: FitSettings,
-    loc: MLP,
+    loc: Any,
     scale: MLP,
     x: Float[Array, "n_actions rows n_features"],
     y: Float[Array, "n_actions rows"],
     mask: Bool[Array, "n_actions rows"],
     key: PRNGKeyArray,
     start: tuple[MLP, MLP] | None = None,
+    latent: tuple[Array, Array] | None = None,
 ) -> FitResult:
     """Fit every action's posterior to its own rows at once (``vmap`` over the action axis).
 
@@ -362,6 +395,8 @@ def fit(
         start: where the guide starts (``(loc, scale)``, leading action axis), if not at the prior
             (a replay fit: the prior is the original one, the start the current posterior, which
             an action keeps if its fit is not finite or it has no rows).
+        latent: the likelihood's latents' prior ``(loc, scale)``, each ``(n_actions, k)`` (a
+            Gaussian reward's ``log sigma``), fitted with the weights; None without any.
         key: PRNG key of this update. Every action's and step's draws come from it in one
             vectorised call (:func:`draws`), unless they would exceed 2**24 numbers; then each
             action gets ``jax.random.split(key, n_actions)[a]`` and each step draws its own.
@@ -370,18 +405,21 @@ def fit(
         A :class:`FitResult`; ``ok[a]`` is False where the loss or parameters went non-finite, in
         which case action ``a`` keeps its previous posterior.
     """
+    if latent is not None and start is not None:
+        raise ValueError("a fit with latents starts at the prior (no start)")
+    weights = loc if latent is None else (loc, latent[0])
     init_noise = None
     if config.svi.init_scale is not None:  # a key of its own: the other draws stay as without it
         key, init_key = jax.random.split(key)
-        n_weights = sum(leaf[0].size for leaf in jax.tree.leaves(loc))
+        n_weights = sum(leaf[0].size for leaf in jax.tree.leaves(weights))
         init_noise = _random.normal(init_key, (x.shape[0], n_weights), x.dtype)
     return jax.vmap(partial(_fit_one, config))(
-        loc, scale, x, y, mask, draws(config, loc, x, key), init_noise, start
+        loc, scale, x, y, mask, draws(config, weights, x, key), init_noise, start, latent
     )
 
 
 def draws(
-    config: FitSettings, loc: MLP, x: Float[ArrayLike, "n_actions rows n_features"], key: PRNGKeyArray
+    config: FitSettings, loc: Any, x: Float[ArrayLike, "n_actions rows n_features"], key: PRNGKeyArray
 ) -> _Draws | Key[Array, " n_actions"]:
     """The randomness :func:`fit` hands each action (leading action axis): pre-drawn
     :class:`_Draws` where they fit in ``_PREDRAW_LIMIT`` numbers, per-action keys otherwise."""

@@ -16,7 +16,9 @@ A model with exploration settings adds ``exploration`` (``epsilon``, ``default_a
 ``default_action_fraction``, ``limited_actions``, ``limited_action_fraction``) and is
 written as version 3, which older readers refuse rather than drop the settings; a model with soft
 rewards or forgetting (its config says so, its state holds fractional or decayed counts) as
-version 4; any other model as version 2, as before.
+version 4; a model with Gaussian rewards (``CmabGaussian``: its stats hold NaN for a
+standardisation or noise prior not fitted yet) as version 5; any other model as version 2, as
+before.
 
 Two containers carry it:
 
@@ -73,7 +75,7 @@ from bandits_jax.policies.base import stats_of
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFormatError", "from_state", "get_state", "load", "save"]
 
 FORMAT = "bandits_jax.model"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # what a model without version-3 settings (``exploration``) is written as
 _PLAIN_VERSION = 2
 # Version 1 (bandits_jax before the policy contract) kept a CMAB's counters at the top of its state;
@@ -215,6 +217,8 @@ def _encode(model) -> tuple[dict, list[np.ndarray]]:
         }
     if getattr(model, "use_soft_rewards", False) or getattr(model, "decay_factor", None) is not None:
         header["format_version"] = 4  # older readers would not know the config's fields
+    if (config or {}).get("reward_type", "bernoulli") != "bernoulli":
+        header["format_version"] = 5  # nor the Gaussian stats, whose NaN mean "not fitted yet"
     header["sha256"] = _digest(header, arrays)
     return header, arrays
 
@@ -472,13 +476,24 @@ _RANGES = {
     "decayed_n_successes": (1.0, np.inf, True, "decayed counts that are not >= 1"),
     "decayed_n_failures": (1.0, np.inf, True, "decayed counts that are not >= 1"),
     "decay_factor": (np.finfo(np.float32).tiny, 1.0, True, "a decay_factor outside (0, 1]"),
+    "reward_scale": (np.finfo(np.float32).tiny, np.inf, True, "a reward_scale that is not > 0"),
+    "noise_sigma": (np.finfo(np.float32).tiny, np.inf, True, "a noise_sigma that is not > 0"),
+    "noise_scale": (np.finfo(np.float32).tiny, np.inf, True, "a noise posterior scale that is not > 0"),
+    "n_observations": (0, np.inf, True, "observation counts that are not >= 0"),
 }
+# float leaves (a Gaussian's stats) where NaN means "not fitted yet"; infinities are still refused
+_UNSET_IS_NAN = frozenset({"reward_loc", "reward_scale", "noise_sigma", "noise_loc"})
 
 
 def _check_values(plan: _Plan, arrays: list[np.ndarray]) -> None:
     """Finite floats, scales > 0, counts >= 1 (they start at 1 and only grow; a Beta(0, b) draw
     would be NaN): what a hand edit with a new checksum may break."""
     for i, (spec, a) in enumerate(zip(plan.specs[:-1], arrays)):
+        leaf = spec.name.rsplit(".", 1)[-1]
+        if leaf in _UNSET_IS_NAN:
+            if np.isinf(a).any():
+                raise ModelFormatError(f"array {spec.name!r} holds infinite values")
+            a = a[~np.isnan(a)]  # the range below applies to the values that are set
         if a.dtype.kind == "f":
             if not np.isfinite(a).all():
                 raise ModelFormatError(f"array {spec.name!r} holds values that are not finite")
@@ -486,7 +501,6 @@ def _check_values(plan: _Plan, arrays: list[np.ndarray]) -> None:
                 raise ModelFormatError(f"array {spec.name!r} holds posterior scales that are not > 0")
         elif i in plan.counts and not (a >= 1).all():
             raise ModelFormatError(f"array {spec.name!r} holds counts that are not >= 1")
-        leaf = spec.name.rsplit(".", 1)[-1]
         if leaf in _RANGES:
             low, high, closed, what = _RANGES[leaf]
             if not ((a >= low) & ((a <= high) if closed else (a < high))).all():

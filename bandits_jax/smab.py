@@ -27,12 +27,34 @@ from jaxtyping import Array, Int, PRNGKeyArray
 
 from bandits_jax import _validation as val
 from bandits_jax._bandit import Bandit, make_exploration
+from bandits_jax._families import (
+    BestActionIdentificationFamily,
+    CostControlFamily,
+    DynamicPricingFamily,
+    ids_and_values,
+)
 from bandits_jax.likelihoods import BernoulliStats, SoftBernoulli, host_counts, saturating_add
 from bandits_jax.policies.base import stats_of
 from bandits_jax.policies.beta_bernoulli import BetaBernoulli
-from bandits_jax.strategy import ClassicBandit, Strategy
+from bandits_jax.strategy import (
+    BestActionIdentificationBandit,
+    ClassicBandit,
+    CostControlBandit,
+    DynamicPricingBandit,
+    Strategy,
+)
 
-__all__ = ["SmabBernoulli", "SmabConfig", "SmabState", "init", "predict", "update"]
+__all__ = [
+    "SmabBernoulli",
+    "SmabBernoulliBAI",
+    "SmabBernoulliCC",
+    "SmabBernoulliDP",
+    "SmabConfig",
+    "SmabState",
+    "init",
+    "predict",
+    "update",
+]
 
 #: Beta posterior of each action: ``Beta(n_successes, n_failures)``, both counted from 1 (the
 #: Bernoulli likelihood's counters are the whole state of the Beta-Bernoulli policy).
@@ -224,7 +246,7 @@ class SmabBernoulli(Bandit):
         return _Actions(self._action_ids, self._snapshot()[0])
 
     def __repr__(self) -> str:
-        return f"SmabBernoulli(actions={list(self._action_ids)!r}, strategy={self._strategy!r})"
+        return f"{type(self).__name__}(actions={list(self._action_ids)!r}, strategy={self._strategy!r})"
 
     # ------------------------------------------------------------------ predict and update
     def predict_arrays(
@@ -272,3 +294,55 @@ def _policy(config: SmabConfig) -> Any:
 def _no_features(n: int) -> np.ndarray:
     """A context of ``n`` rows and no columns (the sMAB's predictions only need a row count)."""
     return np.zeros((n, 0), np.float32)
+
+
+# ---------------------------------------------------------------------------------- strategy families
+def _no_strategy(kwargs: dict, family: str) -> None:
+    if "strategy" in kwargs:
+        raise TypeError(f"{family} builds its strategy from its own arguments; do not pass strategy=")
+
+
+class SmabBernoulliCC(CostControlFamily, SmabBernoulli):
+    """PyBandits' ``SmabBernoulliCC``: Beta-Bernoulli Thompson sampling with action costs and
+    :class:`~bandits_jax.strategy.CostControlBandit` (see
+    :class:`bandits_jax.cmab.CmabBernoulliCC`).
+
+    Examples:
+        >>> mab = SmabBernoulliCC.cold_start({"a": 1.0, "b": 2.0}, subsidy_factor=0.3)
+        >>> mab.action_ids_cost, mab.subsidy_factor
+        ({'a': 1.0, 'b': 2.0}, 0.3)
+    """
+
+    @classmethod
+    def cold_start(cls, action_ids_cost, subsidy_factor=0.5, **kwargs) -> SmabBernoulliCC:
+        """``action_ids_cost``: ``{action_id: cost >= 0}``; ``subsidy_factor`` in [0, 1]; any other
+        argument of :meth:`SmabBernoulli.cold_start` but ``strategy``."""
+        _no_strategy(kwargs, cls.__name__)
+        ids, costs = ids_and_values(action_ids_cost, "action_ids_cost")
+        return super().cold_start(list(ids), strategy=CostControlBandit(costs, subsidy_factor), **kwargs)
+
+
+class SmabBernoulliDP(DynamicPricingFamily, SmabBernoulli):
+    """PyBandits' ``SmabBernoulliDP``: each draw picks the action of the highest sampled revenue
+    ``price * P(buy)`` (:class:`~bandits_jax.strategy.DynamicPricingBandit`)."""
+
+    @classmethod
+    def cold_start(cls, action_ids_price, **kwargs) -> SmabBernoulliDP:
+        """``action_ids_price``: ``{action_id: price >= 0}``; any other argument of
+        :meth:`SmabBernoulli.cold_start` but ``strategy``."""
+        _no_strategy(kwargs, cls.__name__)
+        ids, prices = ids_and_values(action_ids_price, "action_ids_price")
+        return super().cold_start(list(ids), strategy=DynamicPricingBandit(prices), **kwargs)
+
+
+class SmabBernoulliBAI(BestActionIdentificationFamily, SmabBernoulli):
+    """PyBandits' ``SmabBernoulliBAI``: top-two Thompson sampling
+    (:class:`~bandits_jax.strategy.BestActionIdentificationBandit`)."""
+
+    @classmethod
+    def cold_start(cls, action_ids, exploit_p=None, **kwargs) -> SmabBernoulliBAI:
+        """``exploit_p`` in [0, 1] (None: PyBandits' 0.5); any other argument of
+        :meth:`SmabBernoulli.cold_start` but ``strategy``."""
+        _no_strategy(kwargs, cls.__name__)
+        strategy = BestActionIdentificationBandit(0.5 if exploit_p is None else exploit_p)
+        return super().cold_start(action_ids, strategy=strategy, **kwargs)

@@ -27,6 +27,7 @@ import threading
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 
@@ -70,6 +71,178 @@ class BestActionIdentificationBandit(Strategy):
         exploit = jax.random.uniform(key, probs.shape[:-1]) < self.exploit_p
         exploit = exploit | (values[..., 1] == -jnp.inf)
         return jnp.where(exploit, top2[..., 0], top2[..., 1])
+
+
+def _per_action(values: Array, n_actions: int, fill: float) -> Array:
+    """A strategy's per-action data for ``n_actions`` columns: the object API pads its action axis
+    to a bucket (those columns are masked to ``-inf``), so shorter data is padded with ``fill``."""
+    values = jnp.asarray(values)
+    if values.shape[0] < n_actions:
+        values = jnp.concatenate([values, jnp.full((n_actions - values.shape[0],), fill, values.dtype)])
+    return values
+
+
+def _check_per_action(name: str, values, allow_empty: bool = False) -> None:
+    """Concrete per-action data (costs, prices): a 1-D array of finite numbers >= 0."""
+    if isinstance(values, jax.core.Tracer):
+        return
+    try:
+        arr = np.asarray(values)
+    except Exception as err:  # noqa: BLE001 (ragged input)
+        raise ValueError(f"{name} must be a 1-D array of numbers >= 0: {err}") from err
+    if arr.ndim != 1 or (arr.size == 0 and not allow_empty):
+        raise ValueError(f"{name} must be a non-empty 1-D array (one per action), got shape {arr.shape}")
+    if arr.dtype.kind not in "biuf" or arr.dtype.kind == "b":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    bad = ~(np.isfinite(arr) & (arr >= 0))
+    if bad.any():
+        raise ValueError(
+            f"{name} must be finite and >= 0, got {arr[bad][0]!r} at position {int(np.argmax(bad))}"
+        )
+
+
+def _per_action_array(name: str, values) -> Array:
+    """Checked per-action data as an array of the default float width."""
+    if isinstance(values, jax.core.Tracer):
+        return values
+    _check_per_action(name, values)
+    return jnp.asarray(np.asarray(values), jnp.result_type(float))
+
+
+class CostControlBandit(Strategy):
+    """PyBandits' ``CostControlBandit`` (Daulton et al. 2019; Sinha et al. 2021): per row, the
+    feasible actions are those whose sampled reward is at least ``(1 - subsidy_factor)`` times the
+    best sampled reward; among them the cheapest is picked, ties broken by the higher sampled
+    reward (then by action order). ``subsidy_factor=0`` is Thompson sampling, 1 always the cheapest
+    allowed action. ``costs`` (one per action, in the model's action order) and ``subsidy_factor``
+    are data: a new value compiles nothing. If no action passes the threshold (a negative best
+    reward, e.g. Gaussian), the best one is picked, as PyBandits falls back.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> s = CostControlBandit(costs=jnp.array([3.0, 1.0, 2.0]), subsidy_factor=0.2)
+        >>> s(jnp.array([[0.9, 0.5, 0.8], [0.9, 0.85, 0.1]]), jax.random.key(0)).tolist()
+        [2, 1]
+    """
+
+    costs: Float[Array, " n_actions"] = eqx.field(converter=lambda v: _per_action_array("costs", v))
+    subsidy_factor: float | Float[Array, ""] = 0.5
+
+    def __check_init__(self):
+        if not isinstance(self.subsidy_factor, jax.Array) and not 0.0 <= float(self.subsidy_factor) <= 1.0:
+            raise ValueError(f"subsidy_factor must lie in [0, 1], got {self.subsidy_factor!r}")
+
+    def with_subsidy_factor(self, subsidy_factor: float) -> CostControlBandit:
+        """The same costs with another ``subsidy_factor`` (PyBandits' method)."""
+        return CostControlBandit(self.costs, subsidy_factor)
+
+    def __call__(self, probs, key):
+        return cost_control_choice(
+            probs, _per_action(self.costs, probs.shape[-1], jnp.inf), self.subsidy_factor
+        )
+
+
+def cost_control_choice(
+    probs: Float[Array, "n_rows n_actions"], costs: Float[Array, " n_actions"], subsidy_factor
+) -> Int[Array, " n_rows"]:
+    """:class:`CostControlBandit`'s rule on arrays (``-inf`` marks an action that may not be chosen)."""
+    best = probs.max(axis=-1, keepdims=True)
+    feasible = (probs >= best * (1 - subsidy_factor)) | (probs == best)
+    feasible = feasible & (probs > -jnp.inf)
+    cost = jnp.where(feasible, costs.astype(probs.dtype), jnp.inf)
+    cheapest = feasible & (cost == cost.min(axis=-1, keepdims=True))
+    return jnp.argmax(jnp.where(cheapest, probs, -jnp.inf), axis=-1)
+
+
+class DynamicPricingBandit(Strategy):
+    """PyBandits' ``DynamicPricingBandit``: per row the action of the highest sampled revenue
+    ``price * P(purchase)`` (``prices`` one per action, data).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> s = DynamicPricingBandit(prices=jnp.array([10.0, 4.0]))
+        >>> s(jnp.array([[0.3, 0.9], [0.5, 0.9]]), jax.random.key(0)).tolist()
+        [1, 0]
+    """
+
+    prices: Float[Array, " n_actions"] = eqx.field(converter=lambda v: _per_action_array("prices", v))
+
+    def __call__(self, probs, key):
+        prices = _per_action(self.prices, probs.shape[-1], 0.0).astype(probs.dtype)
+        revenue = jnp.where(probs > -jnp.inf, prices * probs, -jnp.inf)  # 0 * -inf would be NaN
+        return jnp.argmax(revenue, axis=-1)
+
+
+def pareto_front(scores: Float[Array, "n_rows n_actions n_objectives"]) -> Array:
+    """Which actions of each row are Pareto-optimal (PyBandits' exact front): an action is
+    dominated when another's vector differs from it and is at least as large in every objective.
+    An action with a ``-inf`` objective (masked) is never on the front while another is allowed."""
+    allowed = jnp.all(scores > -jnp.inf, axis=-1)
+    this, other = scores[:, :, None, :], scores[:, None, :, :]  # (n, i, j, k)
+    beats = jnp.all(other >= this, axis=-1) & jnp.any(other != this, axis=-1) & allowed[:, None, :]
+    return allowed & ~jnp.any(beats, axis=-1)
+
+
+def _uniform_among(key, candidates: Array) -> Array:
+    """A uniformly random True column of each row (the first column where a row has none)."""
+    u = jax.random.uniform(key, candidates.shape)
+    return jnp.argmax(jnp.where(candidates, u, -1.0), axis=-1)
+
+
+class MultiObjectiveBandit(Strategy):
+    """PyBandits' ``MultiObjectiveBandit`` (Yahyaa and Manderick 2015): ``probs`` hold one
+    sampled value per row, action and objective, ``(n_rows, n_actions, n_objectives)``; each row
+    picks uniformly at random among its Pareto-optimal actions.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> p = jnp.array([[[0.9, 0.1], [0.2, 0.8], [0.1, 0.05]]])
+        >>> int(MultiObjectiveBandit()(p, jax.random.key(0))[0]) in (0, 1)
+        True
+    """
+
+    def __call__(self, probs, key):
+        return _uniform_among(key, pareto_front(probs))
+
+
+class MultiObjectiveCostControlBandit(Strategy):
+    """Multi-objective cost control, as PyBandits' ``MultiObjectiveCostControlBandit`` documents
+    it: for each objective, :class:`CostControlBandit`'s choice on that objective alone (the
+    cheapest action within ``subsidy_factor`` of that objective's best); the Pareto front of those
+    (at most ``n_objectives``) candidates; a uniformly random member of it. ``subsidy_factor=0``
+    keeps each objective's best (the front's extremes), 1 the cheapest action. PyBandits 8.4.1's
+    code applies this only to its quantitative actions (for discrete actions its choice ignores the
+    costs, against its docstring); this follows the docstring.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> s = MultiObjectiveCostControlBandit(costs=jnp.array([5.0, 1.0, 0.0]), subsidy_factor=0.2)
+        >>> s(jnp.array([[[0.9, 0.8], [0.85, 0.75], [0.2, 0.9]]]), jax.random.key(0)).tolist()
+        [1]
+    """
+
+    costs: Float[Array, " n_actions"] = eqx.field(converter=lambda v: _per_action_array("costs", v))
+    subsidy_factor: float | Float[Array, ""] = 0.5
+
+    def __check_init__(self):
+        if not isinstance(self.subsidy_factor, jax.Array) and not 0.0 <= float(self.subsidy_factor) <= 1.0:
+            raise ValueError(f"subsidy_factor must lie in [0, 1], got {self.subsidy_factor!r}")
+
+    def with_subsidy_factor(self, subsidy_factor: float) -> MultiObjectiveCostControlBandit:
+        return MultiObjectiveCostControlBandit(self.costs, subsidy_factor)
+
+    def __call__(self, probs, key):
+        n_actions = probs.shape[1]
+        costs = _per_action(self.costs, n_actions, jnp.inf)
+        masked = jnp.any(probs == -jnp.inf, axis=-1, keepdims=True)
+        probs = jnp.where(masked, -jnp.inf, probs)  # a masked action is out in every objective
+
+        def choice(p):
+            return cost_control_choice(p, costs, self.subsidy_factor)
+
+        picks = jax.vmap(choice, in_axes=2, out_axes=1)(probs)  # (n_rows, n_objectives)
+        candidates = jnp.any(jax.nn.one_hot(picks, n_actions, dtype=bool), axis=1)
+        return _uniform_among(key, pareto_front(jnp.where(candidates[..., None], probs, -jnp.inf)))
 
 
 # ---------------------------------------------------------------------------------- registry
@@ -125,6 +298,13 @@ def strategy_name(cls) -> str | None:
         return _NAMES.get(cls)
 
 
-for _builtin in (ClassicBandit, BestActionIdentificationBandit):
+for _builtin in (
+    ClassicBandit,
+    BestActionIdentificationBandit,
+    CostControlBandit,
+    DynamicPricingBandit,
+    MultiObjectiveBandit,
+    MultiObjectiveCostControlBandit,
+):
     register_strategy(_builtin, name=_builtin.__name__)
 del _builtin

@@ -58,8 +58,10 @@ class Workload:
 TUTORIAL = {"rows": 200, "features": 3, "actions": 2, "steps": 200, "hidden": None}
 
 
-def _update(name, rows, features, actions, steps, hidden, **kw) -> Workload:
+def _update(name, rows, features, actions, steps, hidden, family=None, **kw) -> Workload:
     params = {"rows": rows, "features": features, "actions": actions, "steps": steps, "hidden": hidden}
+    if family is not None:  # another model family than CmabBernoulli (e.g. "gaussian": CmabGaussian)
+        params["family"] = family
     return Workload(name, "update", params, (f"{name}: first call (fresh process)", f"{name}: warm"), **kw)
 
 
@@ -82,6 +84,15 @@ WORKLOADS: tuple[Workload, ...] = (
     ),
     _update(
         "10000x10x5, 1000 steps, linear", 10_000, 10, 5, 1000, None, quick_processes=1, quick_warm_calls=1
+    ),
+    # PyBandits' model families beyond the Bernoulli bandit (issue 13): the tutorial's sizes
+    *(
+        _update(f"tutorial update, {cls}", **TUTORIAL, family=family, quick_processes=1, quick_warm_calls=3)
+        for cls, family in (
+            ("CmabGaussian", "gaussian"),
+            ("CmabBernoulliCC", "cc"),
+            ("CmabBernoulliDP", "dp"),
+        )
     ),
     Workload(
         "predict x 5 actions",

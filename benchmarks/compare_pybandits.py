@@ -129,28 +129,50 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _batch(rows: int, features: int, actions: int, seed: int = 0):
+def _batch(rows: int, features: int, actions: int, seed: int = 0, family: str | None = None):
     import numpy as np
 
     rng = np.random.default_rng(seed)
     ctx = rng.normal(size=(rows, features))
     acts = [f"a{i}" for i in rng.integers(0, actions, rows)]
-    rewards = rng.integers(0, 2, rows).tolist()
+    if family == "gaussian":  # real rewards of mean 5 and std 2 about a linear signal
+        rewards = (5 + ctx[:, 0] + 2 * rng.normal(size=rows)).tolist()
+    else:
+        rewards = rng.integers(0, 2, rows).tolist()
     return ctx, acts, rewards
 
 
-def _new_model(library: str, features: int, actions: int, steps: int, hidden, seed: int = 0, **extra):
+def _new_model(
+    library: str,
+    features: int,
+    actions: int,
+    steps: int,
+    hidden,
+    seed: int = 0,
+    family: str | None = None,
+    **extra,
+):
     ids = [f"a{i}" for i in range(actions)]
     kwargs = {"update_kwargs": {"num_steps": steps}, "random_seed": seed, **extra}
     if hidden:
         kwargs["hidden_dim_list"] = list(hidden)
+    # the family's class and its PyBandits arguments (both libraries' defaults otherwise)
+    name, actions_arg = "CmabBernoulli", {"action_ids": ids}
+    if family == "gaussian":  # standardisation fitted on the first batch
+        name, kwargs["fit_reward_standardization"] = "CmabGaussian", True
+    elif family == "cc":
+        name, actions_arg = "CmabBernoulliCC", {"action_ids_cost": {a: float(i) for i, a in enumerate(ids)}}
+    elif family == "dp":
+        name, actions_arg = "CmabBernoulliDP", {"action_ids_price": {a: 1.0 + i for i, a in enumerate(ids)}}
     if library == "pybandits":
-        from pybandits.cmab import CmabBernoulli
+        import pybandits.cmab
 
-        return CmabBernoulli.cold_start(action_ids=set(ids), n_features=features, **kwargs)
-    from bandits_jax.cmab import CmabBernoulli
+        if "action_ids" in actions_arg:
+            actions_arg = {"action_ids": set(ids)}
+        return getattr(pybandits.cmab, name).cold_start(**actions_arg, n_features=features, **kwargs)
+    import bandits_jax.cmab
 
-    return CmabBernoulli.cold_start(action_ids=ids, n_features=features, **kwargs)
+    return getattr(bandits_jax.cmab, name).cold_start(**actions_arg, n_features=features, **kwargs)
 
 
 def _time(fn) -> float:
@@ -179,8 +201,9 @@ def child_workload(library: str, name: str, quick: bool, cache_dir: str | None) 
             import bandits_jax
 
             bandits_jax.enable_compilation_cache(cache_dir)
-        ctx, acts, rewards = _batch(p["rows"], p["features"], p["actions"])
-        mab = _new_model(library, p["features"], p["actions"], p["steps"], p["hidden"])
+        family = p.get("family")
+        ctx, acts, rewards = _batch(p["rows"], p["features"], p["actions"], family=family)
+        mab = _new_model(library, p["features"], p["actions"], p["steps"], p["hidden"], family=family)
         first = _time(lambda: mab.update(actions=acts, rewards=rewards, context=ctx))
         metrics[w.metrics[0]] = [first]
         if len(w.metrics) > 1:

@@ -210,7 +210,8 @@ def test_file_is_plain_numeric_data_without_pickle(tmp_path):
         assert all(archive[name].dtype.kind in "biuf" for name in archive.files)
         header = json.loads(archive["header"].tobytes())
     assert header["format_version"] == 2  # version 3 only for epsilon-greedy settings (test_controls)
-    assert FORMAT_VERSION == 4  # version 4: soft rewards and forgetting (test_soft_rewards_decay)
+    # version 4: soft rewards and forgetting (test_soft_rewards_decay); 5: Gaussian (test_gaussian)
+    assert FORMAT_VERSION == 5
     assert header["library_version"] == __version__
     assert header["class"] == "CmabBernoulli"
     assert header["action_ids"] == ["a", "b", 3]

@@ -36,7 +36,14 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 from bandits_jax import _random
 from bandits_jax.bnn import MLP, init_mlp, logits_from_noise, n_units
 from bandits_jax.config import CmabConfig, Network, SviSettings
-from bandits_jax.likelihoods import Bernoulli, BernoulliStats, SoftBernoulli, SoftBernoulliStats, counts
+from bandits_jax.likelihoods import (
+    Bernoulli,
+    BernoulliStats,
+    Gaussian,
+    GaussianStats,
+    SoftBernoulli,
+    SoftBernoulliStats,
+)
 from bandits_jax.policies import replay
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select, stats_of
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -51,7 +58,7 @@ class BnnState(NamedTuple):
 
     loc: MLP
     scale: MLP
-    stats: BernoulliStats | SoftBernoulliStats
+    stats: BernoulliStats | SoftBernoulliStats | GaussianStats
 
     @property
     def n_actions(self) -> int:
@@ -100,7 +107,9 @@ class BnnTS(PolicyBase):
         svi: the SVI settings (steps, optimizer, minibatch, particles, clipping).
         dist_type: prior family of every weight, ``normal`` or ``studentt``.
         nu: degrees of freedom of the Student-t prior.
-        likelihood: the reward model.
+        likelihood: the reward model: :class:`~bandits_jax.likelihoods.Bernoulli` (logit scores),
+            its soft variant, or :class:`~bandits_jax.likelihoods.Gaussian` (real rewards, a
+            learned noise std per action, scores in reward units; streaming only).
         replay_capacity: None (streaming: each update fits the new rows, the previous posterior
             as its prior) or the rows kept per action: each update then fits *every* buffered row
             of an action to the original prior, the guide warm-started at the current posterior
@@ -118,11 +127,18 @@ class BnnTS(PolicyBase):
     svi: SviSettings = SviSettings()
     dist_type: str = "normal"
     nu: float = 5.0
-    likelihood: Bernoulli = Bernoulli()
+    likelihood: Bernoulli | Gaussian = Bernoulli()
     replay_capacity: int | None = None
     calibrate_output_bias: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.likelihood, (Bernoulli, Gaussian)):
+            raise TypeError(f"likelihood must be a Bernoulli or Gaussian likelihood, got {self.likelihood!r}")
+        if isinstance(self.likelihood, Gaussian) and self.replay_capacity is not None:
+            raise ValueError(
+                "replay_capacity is not available with Gaussian rewards (its noise latent is "
+                "fitted by streaming updates only); use replay_capacity=None"
+            )
         if self.replay_capacity is not None and (
             isinstance(self.replay_capacity, bool)
             or not isinstance(self.replay_capacity, int)
@@ -162,6 +178,9 @@ class BnnTS(PolicyBase):
             sigma=sigma,
             calibrate_output_bias=self.calibrate_output_bias,
             use_soft_rewards=isinstance(self.likelihood, SoftBernoulli),
+            # a Gaussian's standardisation is data of the state (here: to be fitted)
+            reward_type=self.likelihood.name if isinstance(self.likelihood, Gaussian) else "bernoulli",
+            fit_reward_standardization=isinstance(self.likelihood, Gaussian),
         )
 
     def init(
@@ -172,11 +191,17 @@ class BnnTS(PolicyBase):
         dtype=None,
         use_layerwise_scaling: bool | Array = False,
         bias_std: float | Array | None = None,
+        **reward_data: Any,
     ) -> BnnState | BnnReplayState:
         """Cold start: every weight's posterior is the prior ``(mu, sigma)``, counters at 1.
         ``mu`` and ``sigma`` are traced: new values compile nothing. PyBandits' network options:
         ``use_layerwise_scaling`` divides each layer's weight sigma by the square root of its fan-in
-        (biases keep ``sigma``); ``bias_std`` is the biases' sigma instead of ``sigma``."""
+        (biases keep ``sigma``); ``bias_std`` is the biases' sigma instead of ``sigma``.
+        ``reward_data``: a Gaussian likelihood's ``reward_loc``, ``reward_scale``, ``noise_sigma``
+        and ``noise_log_sigma_prior_std`` (data too; see
+        :class:`~bandits_jax.likelihoods.GaussianStats`)."""
+        if reward_data and not isinstance(self.likelihood, Gaussian):
+            raise TypeError(f"unexpected keyword(s) {sorted(reward_data)} for {self.likelihood.name} rewards")
         bias = sigma if bias_std is None else bias_std
         return _init(
             self,
@@ -186,6 +211,7 @@ class BnnTS(PolicyBase):
             dtype,
             jnp.asarray(use_layerwise_scaling).astype(bool),  # traced in a sweep
             jnp.asarray(bias),
+            {k: (None if v is None else jnp.asarray(v)) for k, v in reward_data.items()},
         )
 
     def predict(
@@ -214,13 +240,15 @@ class BnnTS(PolicyBase):
         """PyBandits' ``decay_factor`` rule (see :mod:`bandits_jax.policies.forgetting`): every
         scale of each ``fresh`` action divided by its ``decay_factor``, unless the action has
         learned nothing yet (counters at the prior's 1 and 1)."""
-        successes, failures = counts(state.stats)
-        widen = fresh & ~((successes == 1) & (failures == 1))
+        widen = fresh & ~self.likelihood.is_cold(state.stats)
         factor = jnp.where(widen, decay_factor, 1.0)
         scale = jax.tree.map(
             lambda s: s / factor.astype(s.dtype).reshape((-1,) + (1,) * (s.ndim - 1)), state.scale
         )
-        return state._replace(scale=scale)
+        stats = state.stats
+        if isinstance(self.likelihood, Gaussian):  # log sigma's posterior widens too (PyBandits)
+            stats = self.likelihood.forget(stats, factor)
+        return state._replace(scale=scale, stats=stats)
 
     def input_overflow(
         self, state: BnnState | BnnReplayState, grouped: GroupedFeedback
@@ -241,8 +269,9 @@ class BnnTS(PolicyBase):
     def posterior_mean(
         self, state: BnnState | BnnReplayState, context: Float[ArrayLike, "n_rows n_features"]
     ) -> Float[Array, "n_rows n_actions"]:
-        """Every row's score (logit) under every action's posterior mean."""
-        return _posterior_mean(state, context)
+        """Every row's score (logit; reward units for Gaussian rewards) under every action's
+        posterior mean."""
+        return self.likelihood.scores(stats_of(state), _posterior_mean(state, context))
 
 
 @functools.lru_cache(maxsize=256)
@@ -253,13 +282,19 @@ def _from_config(config: CmabConfig) -> BnnTS:
         dist_type=config.dist_type,
         nu=config.nu,
         calibrate_output_bias=config.calibrate_output_bias,
-        likelihood=SoftBernoulli() if config.use_soft_rewards else Bernoulli(),
+        likelihood=_likelihood_of(config),
     )
+
+
+def _likelihood_of(config: CmabConfig) -> Bernoulli | Gaussian:
+    if getattr(config, "reward_type", "bernoulli") == "gaussian":
+        return Gaussian()
+    return SoftBernoulli() if config.use_soft_rewards else Bernoulli()
 
 
 @partial(jax.jit, static_argnums=(0, 1, 4))
 def _init(
-    policy: BnnTS, n_actions: int, mu, sigma, dtype, layerwise=False, bias_sigma=None
+    policy: BnnTS, n_actions: int, mu, sigma, dtype, layerwise=False, bias_sigma=None, reward_data=None
 ) -> BnnState | BnnReplayState:
     net = policy.network
 
@@ -288,6 +323,10 @@ def _init(
         ],
     )
     loc, scale = stack(one(mu.astype(dtype))), stack(prior_scale)
+    if isinstance(policy.likelihood, Gaussian):
+        return BnnState(
+            loc, scale, policy.likelihood.init_stats(n_actions, **(reward_data or {}), dtype=dtype)
+        )
     if policy.replay_capacity is None:
         return BnnState(loc, scale, policy.likelihood.init_stats(n_actions))
     row = {"context": jnp.zeros((net.n_features,), dtype), "reward": jnp.zeros((), dtype)}
@@ -306,6 +345,8 @@ def _predict(likelihood, key, state: BnnState | BnnReplayState, context, strateg
         state.loc, state.scale, eps
     ).T
     mean_logits = _posterior_mean(state, context)
+    logits = likelihood.scores(state.stats, logits)
+    mean_logits = likelihood.scores(state.stats, mean_logits)
     mean = likelihood.mean
     return select(logits, mean(logits), mean(mean_logits), strategy_key, strategy, action_mask)
 
@@ -316,24 +357,35 @@ def _update_grouped(
 ) -> tuple[BnnState | BnnReplayState, UpdateInfo]:
     from bandits_jax.inference import fit  # inference imports the policy's settings types
 
+    lik = policy.likelihood
     dtype = jax.tree.leaves(state.loc)[0].dtype
     x = grouped.context.astype(dtype)
     y = grouped.rewards.astype(dtype)
     n_rows = grouped.valid.sum(axis=1).astype(jnp.int32)
     original = state
     if policy.calibrate_output_bias:
-        calibrated = _calibrated_output_bias(state, y, grouped.valid)
+        calibrated = _calibrated_output_bias(lik, state, y, grouped.valid)
         if policy.replay_capacity is not None:  # the replay fit's prior is the original one
             state = state._replace(
-                prior_loc=_calibrated_output_bias(state, y, grouped.valid, state.prior_loc)
+                prior_loc=_calibrated_output_bias(lik, state, y, grouped.valid, state.prior_loc)
             )
     if policy.replay_capacity is None:
+        prepared = lik.prepare(state.stats, y, grouped.valid)  # e.g. a Gaussian's standardisation
+        targets = lik.targets(prepared, y)
         prior_loc = calibrated if policy.calibrate_output_bias else state.loc
-        result = fit(policy, prior_loc, state.scale, x, y, grouped.valid, key)
+        latent = lik.latent_prior(prepared)
+        result = fit(policy, prior_loc, state.scale, x, targets, grouped.valid, key, latent=latent)
         loc = result.loc
         if policy.calibrate_output_bias:  # a failed fit leaves the action as it was
             loc = jax.tree.map(lambda new, old: _where_rows(result.ok, new, old), loc, state.loc)
-        stats = policy.likelihood.update_stats(state.stats, y, grouped.valid, result.ok)
+        if latent is None:
+            stats = lik.update_stats(prepared, y, grouped.valid, result.ok)
+        else:
+            new = lik.update_stats(
+                prepared, y, grouped.valid, result.ok, (result.latent_loc, result.latent_scale)
+            )
+            # a failed fit leaves what prepare settled undone too
+            stats = jax.tree.map(lambda n, o: jnp.where(result.ok, n, o), new, state.stats)
         return BnnState(loc, result.scale, stats), UpdateInfo(result.losses, result.ok, n_rows)
     if policy.calibrate_output_bias:
         state = state._replace(loc=calibrated)
@@ -371,18 +423,20 @@ def _where_rows(rows, new, old):
     return jnp.where(rows.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
 
 
-def _calibrated_output_bias(state, y, valid, loc=None):
-    """``loc`` (default ``state.loc``) with the output bias's mean at ``logit(clip(mean reward))``
-    of this batch for every action that has rows and no data yet (PyBandits'
-    ``calibrate_output_bias``: counters still at the prior's 1 and 1)."""
+def _calibrated_output_bias(likelihood, state, y, valid, loc=None):
+    """``loc`` (default ``state.loc``) with the output bias's mean at the score of this batch's
+    mean target (``logit(clip(mean reward))`` for Bernoulli rewards; a Gaussian's standardised mean)
+    for every action that has rows and no data yet (PyBandits' ``calibrate_output_bias``: for
+    Bernoulli rewards, counters still at the prior's 1 and 1)."""
     loc = state.loc if loc is None else loc
-    successes, failures = counts(stats_of(state))
+    stats = stats_of(state)
     n = valid.sum(axis=1)
-    first = (successes == 1) & (failures == 1) & (n > 0)
-    rate = jnp.clip(jnp.where(valid, y, 0).sum(axis=1) / jnp.maximum(n, 1), 1e-6, 1 - 1e-6)
+    first = likelihood.is_cold(stats) & (n > 0)
+    targets = likelihood.targets(likelihood.prepare(stats, y, valid), y)
+    mean = jnp.where(valid, targets, 0).sum(axis=1) / jnp.maximum(n, 1)
     bias = loc.layers[-1].bias
     new_bias = _where_rows(
-        first, jnp.broadcast_to(jnp.log(rate / (1 - rate))[:, None].astype(bias.dtype), bias.shape), bias
+        first, jnp.broadcast_to(likelihood.link(mean)[:, None].astype(bias.dtype), bias.shape), bias
     )
     return eqx.tree_at(lambda m: m.layers[-1].bias, loc, new_bias)
 

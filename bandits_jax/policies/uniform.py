@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from bandits_jax import _random
-from bandits_jax.likelihoods import Bernoulli, BernoulliStats, SoftBernoulliStats
+from bandits_jax.likelihoods import Bernoulli, BernoulliStats, Gaussian, GaussianStats, SoftBernoulliStats
 from bandits_jax.policies.base import (
     CountingPolicy,
     Prediction,
@@ -36,12 +36,12 @@ __all__ = ["Uniform"]
 class Uniform(CountingPolicy):
     """Uniform random choice among the allowed actions (it only counts rewards)."""
 
-    likelihood: Bernoulli = Bernoulli()
+    likelihood: Bernoulli | Gaussian = Bernoulli()
 
     def predict(
         self,
         key: PRNGKeyArray,
-        state: BernoulliStats | SoftBernoulliStats,
+        state: BernoulliStats | SoftBernoulliStats | GaussianStats,
         context: Float[ArrayLike, "n_rows n_features"],
         strategy: Strategy = ClassicBandit(),
         action_mask: Bool[Array, " n_actions"] | None = None,
@@ -51,7 +51,7 @@ class Uniform(CountingPolicy):
 
 @partial(jax.jit, static_argnums=(2,))
 def _predict(
-    key, state: BernoulliStats | SoftBernoulliStats, n_rows: int, strategy, action_mask
+    key, state: BernoulliStats | SoftBernoulliStats | GaussianStats, n_rows: int, strategy, action_mask
 ) -> Prediction:
     draw_key, strategy_key = jax.random.split(key)
     n_actions = state.n_successes.shape[0]

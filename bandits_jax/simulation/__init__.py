@@ -85,6 +85,7 @@ from bandits_jax.simulation.environments import (  # noqa: F401 (re-exported, pr
     WHEEL_DELTAS,
     ClassificationEnv,
     Environment,
+    GaussianRewardEnv,
     LogisticEnv,
     MLPEnv,
     PiecewiseEnv,
@@ -148,6 +149,7 @@ from bandits_jax.simulation.sweep import (  # noqa: F401 (re-exported, private n
 __all__ = [
     "ClassificationEnv",
     "Environment",
+    "GaussianRewardEnv",
     "LogisticEnv",
     "MLPEnv",
     "PiecewiseEnv",

@@ -73,8 +73,15 @@ class Environment(eqx.Module):
     def sample_rewards(
         self, key: PRNGKeyArray, context: Float[Array, "n n_features"], likelihood: Any
     ) -> Array:
-        """Every action's reward per row, drawn by ``likelihood.sample`` given its expected value."""
-        return likelihood.sample(key, self.expected_rewards(context))
+        """Every action's reward per row, drawn by :meth:`draw_rewards` given its expected value."""
+        return self.draw_rewards(key, self.expected_rewards(context), likelihood)
+
+    def draw_rewards(
+        self, key: PRNGKeyArray, expected: Float[Array, "n n_actions"], likelihood: Any
+    ) -> Array:
+        """Rewards given their expected values: ``likelihood.sample`` (Bernoulli: 0/1 draws),
+        unless the environment has its own noise (:class:`GaussianRewardEnv`)."""
+        return likelihood.sample(key, expected)
 
     def sample(
         self, key: PRNGKeyArray, n: int
@@ -636,3 +643,61 @@ class PiecewiseEnv(Environment):
     ) -> Float[Array, "n n_actions"]:
         """Each action's expected reward, per row, in round ``t``."""
         return self.piece(self.piece_index(t)).expected_rewards(jnp.asarray(context))
+
+
+class GaussianRewardEnv(Environment):
+    """Any environment with real rewards: ``expected + noise_std * N(0, 1)`` per row and action,
+    whatever the policies' likelihood (for :class:`~bandits_jax.likelihoods.Gaussian` rewards,
+    e.g. ``CmabGaussian``). ``scale`` and ``shift`` map the base's expected rewards (e.g. a
+    logistic environment's probabilities) to ``shift + scale * expected``.
+
+    Examples:
+        >>> import jax
+        >>> env = GaussianRewardEnv(LogisticEnv.random(2, 3, key=jax.random.key(0)), noise_std=0.5, scale=10.0)
+        >>> ctx, expected = env.sample(jax.random.key(1), 4)
+        >>> expected.shape, bool((expected >= 0).all() & (expected <= 10).all())
+        ((4, 3), True)
+    """
+
+    base: Environment
+    noise_std: Float[Array, ""]
+    scale: Float[Array, ""]
+    shift: Float[Array, ""]
+
+    def __init__(
+        self, base: Environment, noise_std: float | Float[ArrayLike, ""] = 1.0, scale=1.0, shift=0.0
+    ):
+        if not isinstance(base, Environment):
+            raise TypeError(f"base must be an Environment, got {base!r}")
+        for name, value in (("noise_std", noise_std), ("scale", scale), ("shift", shift)):
+            concrete = _concrete(value)
+            if concrete is not None and (concrete.shape != () or not np.isfinite(concrete)):
+                raise ValueError(f"{name} must be a finite scalar, got {value!r}")
+            if concrete is not None and name == "noise_std" and concrete < 0:
+                raise ValueError(f"noise_std must be >= 0, got {value!r}")
+        self.base = base
+        self.noise_std = _float_array(noise_std)
+        self.scale = _float_array(scale)
+        self.shift = _float_array(shift)
+
+    @property
+    def n_actions(self) -> int:
+        return self.base.n_actions
+
+    @property
+    def n_features(self) -> int:
+        return self.base.n_features
+
+    def sample_context(self, key, n):
+        return self.base.sample_context(key, n)
+
+    def expected_rewards(self, context):
+        return self.shift + self.scale * self.base.expected_rewards(context)
+
+    def sample_round(self, key, n, t):
+        context, expected = self.base.sample_round(key, n, t)
+        return context, self.shift + self.scale * expected
+
+    def draw_rewards(self, key, expected, likelihood):
+        noise = _random.normal(key, expected.shape, expected.dtype)
+        return expected + self.noise_std.astype(expected.dtype) * noise

@@ -94,10 +94,11 @@ def round_draws(
     """Round ``t``'s draws: ``ctx_key, reward_key, _ = split(fold_in(env_key, t), 3)``, contexts and
     expected rewards from ``env.sample_round(ctx_key, batch_size, t)`` (for a stationary environment
     ``env.sample(ctx_key, batch_size)``), and the reward of every row and action from
-    ``likelihood.sample(reward_key, expected)``."""
+    ``env.draw_rewards(reward_key, expected, likelihood)`` (``likelihood.sample`` unless the
+    environment draws its own noise)."""
     ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
     context, expected = env.sample_round(ctx_key, batch_size, t)
-    return RoundDraws(context, expected, likelihood.sample(reward_key, expected))
+    return RoundDraws(context, expected, env.draw_rewards(reward_key, expected, likelihood))
 
 
 def policy_key(key: PRNGKeyArray, name: str) -> PRNGKeyArray:

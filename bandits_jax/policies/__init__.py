@@ -15,6 +15,7 @@ from bandits_jax.policies.epsilon_greedy import EpsilonGreedy, EpsilonGreedyStat
 from bandits_jax.policies.forgetting import Forgetting, ForgettingState
 from bandits_jax.policies.lin_ucb import LinUCB, LinUCBState
 from bandits_jax.policies.linear_ts import LinearTS
+from bandits_jax.policies.multi_objective import MultiObjective
 from bandits_jax.policies.neural_linear import NeuralLinear, NeuralLinearState
 from bandits_jax.policies.uniform import Uniform
 
@@ -48,6 +49,7 @@ __all__ = [
     "LinUCB",
     "LinUCBState",
     "LinearTS",
+    "MultiObjective",
     "Network",
     "NeuralLinear",
     "NeuralLinearState",

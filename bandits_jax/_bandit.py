@@ -272,10 +272,44 @@ class Bandit:
     def _config_from_json(cls, fields: Any) -> Any:
         return None
 
+    def _check_rewards(self, rewards: Any) -> np.ndarray:
+        """The object API's reward validation: the likelihood's (a multi-objective model checks
+        one vector per row)."""
+        return self._policy.likelihood.check_rewards(rewards)
+
+    def _host_tally(self, idx: np.ndarray, rewards: np.ndarray, rows: np.ndarray, n_actions: int):
+        """Upper bounds of what an update adds to each counter (see ``_update_rows``)."""
+        return self._policy.likelihood.host_tally(idx, rewards, rows, n_actions)
+
     @classmethod
     def _check_strategy(cls, strategy: Strategy, ids: tuple) -> None:
-        """Refuse (TypeError / ValueError) a strategy this class cannot run with these actions
-        (e.g. a cost-control model's costs must be one per action); by default any will do."""
+        """Refuse (TypeError / ValueError) a strategy this class cannot run with these actions: by
+        default a multi-objective strategy (it needs reward vectors: the ``...MO`` classes), and
+        per-action data (a cost-control strategy's ``costs``, a pricing one's ``prices``) that is
+        not one value per action."""
+        from bandits_jax.strategy import MultiObjectiveBandit, MultiObjectiveCostControlBandit
+
+        if isinstance(strategy, (MultiObjectiveBandit, MultiObjectiveCostControlBandit)):
+            raise TypeError(
+                f"{type(strategy).__name__} chooses among reward vectors; a {cls.__name__} has one reward "
+                "per row (use a multi-objective class such as CmabBernoulliMO or SmabBernoulliMO)"
+            )
+        for field in ("costs", "prices"):
+            values = getattr(strategy, field, None)
+            if values is not None and np.shape(values)[:1] != (len(ids),):
+                raise ValueError(
+                    f"the strategy's {field} must give one value per action ({len(ids)}), got shape "
+                    f"{np.shape(values)}"
+                )
+
+    def with_strategy(self, strategy: Strategy) -> Bandit:
+        """A copy of this model (same state and key) that runs ``strategy`` (checked as the
+        constructor checks it)."""
+        with self._lock:
+            state, key = self._state, self._key
+        return type(self)._from_padded(
+            self._action_ids, self._config, state, strategy, key, self._exploration
+        )
 
     def _check_transfer(self, current: Bandit, common: list) -> None:
         """Refuse (ValueError) to carry ``current``'s learned state for ``common`` actions into
@@ -472,7 +506,7 @@ class Bandit:
             state, info, new_key, overflow = update_step(self._policy, old, self._key, grouped)
             # host bookkeeping while the update runs: the counters' upper bounds assume every fit
             # succeeds (a failed one adds nothing, so they stay upper bounds)
-            successes, failures = self._policy.likelihood.host_tally(idx, rewards, counts, n_actions)
+            successes, failures = self._host_tally(idx, rewards, counts, n_actions)
             bound = self.__dict__.get("_count_bound")
             if bound is None or bound[0] is not old:
                 bound = (old, *_counters(old))
@@ -490,8 +524,10 @@ class Bandit:
             ok = info.ok
             if hi_s.max() > _COUNTER_TOP or hi_f.max() > _COUNTER_TOP:
                 old_s, old_f = _counters(old)
-                add_s, add_f = successes * ok, failures * ok
+                ok_rows = ok.reshape((-1,) + (1,) * (successes.ndim - 1))
+                add_s, add_f = successes * ok_rows, failures * ok_rows
                 over = (old_s[:n_actions] + add_s > _COUNTER_TOP) | (old_f[:n_actions] + add_f > _COUNTER_TOP)
+                over = over.reshape(n_actions, -1).any(axis=1)  # any objective of an action
                 if over.any():
                     saturated = [self._action_ids[i] for i in np.flatnonzero(over)]
                 hi_s, hi_f = _counters(state)

@@ -20,6 +20,8 @@ from bandits_jax.strategy import (
     BestActionIdentificationBandit,
     CostControlBandit,
     DynamicPricingBandit,
+    MultiObjectiveBandit,
+    MultiObjectiveCostControlBandit,
     Strategy,
 )
 
@@ -39,9 +41,13 @@ def ids_and_values(mapping: Any, name: str) -> tuple[tuple, np.ndarray]:
         value = mapping[action_id]
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name}[{action_id!r}] must be a real number >= 0, got {value!r}")
-        if not (np.isfinite(float(value)) and float(value) >= 0):
-            raise ValueError(f"{name}[{action_id!r}] must be finite and >= 0, got {value!r}")
-        values.append(float(value))
+        try:
+            number = float(value)
+        except OverflowError:
+            number = float("inf")
+        if not (abs(number) <= float(np.finfo(np.float32).max) and number >= 0):
+            raise ValueError(f"{name}[{action_id!r}] must be finite (in float32) and >= 0, got {value!r}")
+        values.append(number)
     return ids, np.asarray(values)
 
 
@@ -55,8 +61,10 @@ class _StrategyFamily:
     @classmethod
     def _check_strategy(cls, strategy: Strategy, ids: tuple) -> None:
         if not isinstance(strategy, cls._strategy_type):
+            kinds = cls._strategy_type if isinstance(cls._strategy_type, tuple) else (cls._strategy_type,)
             raise TypeError(
-                f"a {cls.__name__} runs a {cls._strategy_type.__name__} strategy, got {type(strategy).__name__}"
+                f"a {cls.__name__} runs a {' or '.join(k.__name__ for k in kinds)} strategy, "
+                f"got {type(strategy).__name__}"
             )
         if cls._per_action is not None:
             field, argument = cls._per_action
@@ -67,16 +75,11 @@ class _StrategyFamily:
                 )
 
     def _values(self) -> dict:
+        """The strategy's per-action data by action id, each value the shortest decimal that reads
+        back as the stored float32 (0.1, not 0.10000000149011612)."""
         field, _ = self._per_action
-        return dict(zip(self.action_ids, np.asarray(getattr(self.strategy, field)).tolist()))
-
-    def with_strategy(self, strategy: Strategy):
-        """A copy of this model (same state and key) that runs ``strategy`` (checked as above)."""
-        with self._lock:
-            state, key = self._state, self._key
-        return type(self)._from_padded(
-            self._action_ids, self._config, state, strategy, key, self._exploration
-        )
+        values = np.asarray(getattr(self.strategy, field))
+        return dict(zip(self.action_ids, (float(str(v)) for v in values)))
 
 
 class CostControlFamily(_StrategyFamily):
@@ -113,3 +116,53 @@ class BestActionIdentificationFamily(_StrategyFamily):
     @property
     def exploit_p(self) -> float:
         return float(self.strategy.exploit_p)
+
+
+class MultiObjectiveFamily(_StrategyFamily):
+    """Reward vectors of ``n_objectives`` entries (PyBandits' ``...MO`` classes): the policy is
+    :class:`~bandits_jax.policies.MultiObjective`; rewards, counts and sampled probabilities carry
+    a trailing objective axis, and a Pareto strategy chooses."""
+
+    _strategy_type = (MultiObjectiveBandit, MultiObjectiveCostControlBandit)
+
+    @property
+    def n_objectives(self) -> int:
+        return self._config.n_objectives
+
+    def _check_rewards(self, rewards: Any) -> np.ndarray:
+        """One reward vector of ``n_objectives`` entries per row, each entry checked as the
+        likelihood checks a reward; an ``(n_rows, n_objectives)`` array."""
+        k = self.n_objectives
+        if isinstance(rewards, (str, bytes)) or not isinstance(rewards, (list, tuple, np.ndarray)):
+            if not hasattr(rewards, "__array__"):
+                raise TypeError(f"rewards must be a list of reward vectors ({k} each), got {rewards!r}")
+            rewards = np.asarray(rewards)
+        rows = list(rewards)
+        flat = []
+        for i, row in enumerate(rows):
+            if isinstance(row, (str, bytes)) or not isinstance(row, (list, tuple, np.ndarray)):
+                raise TypeError(
+                    f"rewards[{i}] must be a list of {k} rewards (one per objective), got {row!r}"
+                )
+            if len(row) != k:
+                raise ValueError(f"rewards[{i}] must hold {k} rewards (one per objective), got {len(row)}")
+            flat.extend(row.tolist() if isinstance(row, np.ndarray) else row)
+        checked = self._policy.likelihood.check_rewards(flat, "rewards")
+        return checked.reshape(len(rows), k)
+
+    def _host_tally(self, idx: np.ndarray, rewards: np.ndarray, rows: np.ndarray, n_actions: int):
+        successes = np.stack(
+            [np.bincount(idx, rewards[:, j], minlength=n_actions) for j in range(self.n_objectives)], axis=1
+        )
+        return successes, rows[:n_actions, None] - successes
+
+    def _vector_rows(self, probs: np.ndarray) -> list[dict]:
+        """``[{action_id: [p_1, ..., p_K]}]`` per row of ``(n_rows, n_actions, K)`` draws."""
+        ids = self._action_ids
+        return [dict(zip(ids, row)) for row in np.asarray(probs).tolist()]
+
+    def _no_top_k(self, top_k) -> None:
+        if top_k is not None:
+            raise ValueError(
+                "top_k ranks single rewards; a multi-objective model has no ranking (use top_k=None)"
+            )

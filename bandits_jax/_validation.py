@@ -7,7 +7,7 @@ import functools
 import itertools
 import math
 import numbers
-from collections.abc import Iterable, Sequence, Sized
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from typing import Any
 
 import jax
@@ -195,7 +195,9 @@ def as_real_rewards(rewards: Any, name: str = "rewards") -> np.ndarray:
 def _real_rewards(rewards: Any, name: str, what: str) -> np.ndarray:
     """``rewards`` as a 1-D float64 array of real numbers (bools as 0/1); the range is the
     caller's to check."""
-    if isinstance(rewards, (str, bytes)) or not isinstance(rewards, (Sequence, np.ndarray, Iterable)):
+    if isinstance(rewards, (str, bytes, Mapping)) or not isinstance(
+        rewards, (Sequence, np.ndarray, Iterable)
+    ):
         raise TypeError(f"{name} must be a list of real rewards {what}, got {rewards!r}")
     if not isinstance(rewards, (np.ndarray, list, tuple)) and hasattr(rewards, "__array__"):
         rewards = np.asarray(rewards)  # a JAX array (its elements would be 0-d arrays)

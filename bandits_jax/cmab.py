@@ -31,6 +31,7 @@ from bandits_jax._families import (
     BestActionIdentificationFamily,
     CostControlFamily,
     DynamicPricingFamily,
+    MultiObjectiveFamily,
     ids_and_values,
 )
 from bandits_jax._object import CounterSaturationWarning
@@ -44,6 +45,8 @@ from bandits_jax.strategy import (
     ClassicBandit,
     CostControlBandit,
     DynamicPricingBandit,
+    MultiObjectiveBandit,
+    MultiObjectiveCostControlBandit,
     Strategy,
 )
 
@@ -54,6 +57,8 @@ __all__ = [
     "CmabBernoulliBAI",
     "CmabBernoulliCC",
     "CmabBernoulliDP",
+    "CmabBernoulliMO",
+    "CmabBernoulliMOCC",
     "CmabGaussian",
     "CounterSaturationWarning",
     "SviDivergenceWarning",
@@ -68,8 +73,8 @@ class ActionView:
     Bernoulli rewards the pseudo-counts ``n_successes + n_failures`` and the Beta mean)."""
 
     action_id: Any
-    n_successes: int | float  # a float for soft rewards
-    n_failures: int | float
+    n_successes: int | float | list  # a float for soft rewards; a list per objective for MO models
+    n_failures: int | float | list
     loc: MLP | None
     scale: MLP | None
     state: Any = None
@@ -83,13 +88,17 @@ class ActionView:
         stats = self._stats
         if isinstance(stats, GaussianStats):
             return int(stats.n_observations)
+        if isinstance(self.n_successes, list):  # every objective counts every row
+            return round(self.n_successes[0] + self.n_failures[0])
         return round(self.n_successes + self.n_failures)
 
     @property
-    def mean(self) -> float:
+    def mean(self) -> float | list:
         stats = self._stats
         if isinstance(stats, GaussianStats):
             return float(stats.reward_mean) if int(stats.n_observations) else 0.0
+        if isinstance(self.n_successes, list):  # one Beta mean per objective
+            return [s / (s + f) for s, f in zip(self.n_successes, self.n_failures)]
         return self.n_successes / (self.n_successes + self.n_failures)
 
 
@@ -126,7 +135,10 @@ class _Actions(Mapping):
         one = jax.tree.map(lambda leaf: leaf[i], self._state)
         net = getattr(one, "base", one)  # a ForgettingState holds the posterior in its base
         loc, scale = (net.loc, net.scale) if isinstance(net, BnnState) else (None, None)
-        return ActionView(action_id, self._counts[0][i].item(), self._counts[1][i].item(), loc, scale, one)
+        # a Python number, or a list of one per objective for a multi-objective model
+        return ActionView(
+            action_id, self._counts[0][i].tolist(), self._counts[1][i].tolist(), loc, scale, one
+        )
 
     def __iter__(self) -> Iterator:
         return iter(self._ids)
@@ -367,6 +379,10 @@ class CmabBernoulli(Bandit):
         if isinstance(config, PolicyConfig):
             return config.policy
         policy = BnnTS.from_config(config)  # static settings; mu, sigma and decay are data
+        if config.n_objectives is not None:
+            from bandits_jax.policies.multi_objective import MultiObjective
+
+            return MultiObjective(policy, config.n_objectives)
         return policy if config.decay_factor is None else _forgetting(policy)
 
     @classmethod
@@ -418,6 +434,15 @@ class CmabBernoulli(Bandit):
 
         old, new = current._config, self._config
         if isinstance(old, CmabConfig) and isinstance(new, CmabConfig):
+            if (old.n_objectives, new.n_objectives) != (None, None) and (
+                old.n_objectives != new.n_objectives or old.network != new.network
+            ):
+                raise ValueError(
+                    f"cannot carry action {common[0]!r} over: a multi-objective model transfers to a "
+                    f"template of the same n_objectives and network (current n_objectives="
+                    f"{old.n_objectives!r}, {old.network}; template n_objectives={new.n_objectives!r}, "
+                    f"{new.network})"
+                )
             check_network_growth(old, new, common)
         elif old != new and (
             type(old) is not type(new)
@@ -564,7 +589,7 @@ class CmabBernoulli(Bandit):
             :class:`CounterSaturationWarning` instead of wrapping around.
         """
         idx = val.as_action_indices(actions, self._index)
-        rew = self._policy.likelihood.check_rewards(rewards)
+        rew = self._check_rewards(rewards)
         ctx = val.as_context(context, self.input_dim)
         val.check_lengths(actions=idx, rewards=rew, context=ctx)
         return self._update_rows(idx, rew, ctx)
@@ -711,6 +736,7 @@ _ADDED_FIELDS = {
     "reward_scale": None,
     "noise_sigma": None,
     "noise_log_sigma_prior_std": 0.5,
+    "n_objectives": None,
 }
 
 
@@ -928,3 +954,89 @@ class CmabBernoulliBAI(BestActionIdentificationFamily, CmabBernoulli):
         _no_strategy(kwargs, cls.__name__)
         strategy = BestActionIdentificationBandit(0.5 if exploit_p is None else exploit_p)
         return super().cold_start(action_ids, n_features, strategy=strategy, **kwargs)
+
+
+class CmabBernoulliMO(MultiObjectiveFamily, CmabBernoulli):
+    """PyBandits' ``CmabBernoulliMO``: ``n_objectives`` Bayesian MLPs per action (one per reward
+    of the vector; :class:`~bandits_jax.policies.MultiObjective` over
+    :class:`~bandits_jax.policies.BnnTS`), and each row picks a random Pareto-optimal action of its
+    Thompson draws (:class:`~bandits_jax.strategy.MultiObjectiveBandit`). ``update`` takes one
+    reward vector per row; ``predict`` returns ``{action_id: [p_1, ..., p_K]}`` per row.
+
+    Examples:
+        >>> import numpy as np
+        >>> mab = CmabBernoulliMO.cold_start(["a", "b"], n_features=2, n_objectives=2,
+        ...                                  update_kwargs={"num_steps": 20}, random_seed=0)
+        >>> actions, probs, logits = mab.predict(np.zeros((3, 2)))
+        >>> len(probs[0]["a"])
+        2
+        >>> info = mab.update(["a", "b"], [[1, 0], [0, 1]], np.zeros((2, 2)))
+        >>> mab.actions["a"].n_successes
+        [2, 1]
+    """
+
+    @classmethod
+    def cold_start(
+        cls,
+        action_ids,
+        n_features,
+        n_objectives=2,
+        hidden_dim_list=None,
+        activation="tanh",
+        use_residual_connections=False,
+        dist_type="normal",
+        dist_params_init=None,
+        update_kwargs=None,
+        random_seed=None,
+        use_layerwise_scaling=False,
+        bias_std=None,
+        calibrate_output_bias=False,
+        *,
+        _strategy=None,
+    ) -> CmabBernoulliMO:
+        """The Bayesian MLP's arguments of :meth:`CmabBernoulli.cold_start` and ``n_objectives``
+        (>= 1); epsilon-greedy, action controls, soft rewards and forgetting are not available
+        for multi-objective models yet."""
+        strategy = MultiObjectiveBandit() if _strategy is None else _strategy
+        base = CmabBernoulli.cold_start(
+            action_ids,
+            n_features,
+            hidden_dim_list,
+            activation,
+            use_residual_connections,
+            dist_type,
+            dist_params_init,
+            update_kwargs,
+            random_seed=random_seed,
+            use_layerwise_scaling=use_layerwise_scaling,
+            bias_std=bias_std,
+            calibrate_output_bias=calibrate_output_bias,
+        )
+        config = dataclasses.replace(base.config, n_objectives=n_objectives)
+        state = cls._cold_state(config, len(base._mask))
+        return cls._from_padded(base._action_ids, config, state, strategy, base.key)
+
+    def predict(self, context, forbidden_actions=None, top_k=None) -> tuple[list, list[dict], list[dict]]:
+        """Per row the chosen action id, ``{action_id: [p_1, ..., p_K]}`` and
+        ``{action_id: [logit_1, ..., logit_K]}`` of its Thompson draws (``top_k``: not available)."""
+        self._no_top_k(top_k)
+        out = self.predict_arrays(context, forbidden_actions)
+        actions = list(map(self._action_ids.__getitem__, out.action_indices.tolist()))
+        return actions, self._vector_rows(out.probs), self._vector_rows(out.logits)
+
+
+class CmabBernoulliMOCC(CostControlFamily, CmabBernoulliMO):
+    """PyBandits' ``CmabBernoulliMOCC``: :class:`CmabBernoulliMO` with action costs
+    (:class:`~bandits_jax.strategy.MultiObjectiveCostControlBandit`)."""
+
+    _strategy_type = MultiObjectiveCostControlBandit
+
+    @classmethod
+    def cold_start(
+        cls, action_ids_cost, n_features, n_objectives=2, subsidy_factor=0.5, **kwargs
+    ) -> CmabBernoulliMOCC:
+        """``action_ids_cost``: ``{action_id: cost >= 0}``; ``subsidy_factor`` in [0, 1]; any other
+        argument of :meth:`CmabBernoulliMO.cold_start`."""
+        ids, costs = ids_and_values(action_ids_cost, "action_ids_cost")
+        strategy = MultiObjectiveCostControlBandit(costs, subsidy_factor)
+        return super().cold_start(list(ids), n_features, n_objectives, _strategy=strategy, **kwargs)

@@ -162,6 +162,7 @@ class CmabConfig:
     reward_scale: float | None = None
     noise_sigma: float | None = None
     noise_log_sigma_prior_std: float = 0.5
+    n_objectives: int | None = None
     num_steps: int = 1000
     step_size: float = 0.1
     optimizer_type: str = "adam"
@@ -304,6 +305,13 @@ REWARD_TYPES = ("bernoulli", "gaussian")
 
 def _check_reward_model(config: CmabConfig) -> None:
     """The reward model's settings (PyBandits' ``GaussianBayesianNeuralNetwork`` rules)."""
+    if config.n_objectives is not None:
+        _check_positive_int("n_objectives", config.n_objectives)
+        if config.reward_type != "bernoulli" or config.use_soft_rewards or config.decay_factor is not None:
+            raise ValueError(
+                "n_objectives (reward vectors) is not available with Gaussian or soft rewards or "
+                "decay_factor yet"
+            )
     if config.reward_type not in REWARD_TYPES:
         raise ValueError(f"reward_type must be one of {list(REWARD_TYPES)}, got {config.reward_type!r}")
     if not isinstance(config.fit_reward_standardization, bool):
@@ -320,13 +328,18 @@ def _check_reward_model(config: CmabConfig) -> None:
         return
     if config.use_soft_rewards:
         raise ValueError("use_soft_rewards is for Bernoulli rewards; a Gaussian model takes any real reward")
+    # data of the float32 state: finite there too (1e300 would turn into inf)
     if config.reward_loc is not None:
         _check_finite("reward_loc", config.reward_loc)
+        _check_float32("reward_loc", config.reward_loc)
     if config.reward_scale is not None:
         _check_finite("reward_scale", config.reward_scale, positive=True)
+        _check_float32("reward_scale", config.reward_scale)
     if config.noise_sigma is not None:
         _check_finite("noise_sigma", config.noise_sigma, positive=True)
+        _check_float32("noise_sigma", config.noise_sigma)
     _check_finite("noise_log_sigma_prior_std", config.noise_log_sigma_prior_std, positive=True)
+    _check_float32("noise_log_sigma_prior_std", config.noise_log_sigma_prior_std)
     if not config.fit_reward_standardization and (config.reward_loc is None or config.reward_scale is None):
         raise ValueError(
             "reward_loc and reward_scale must both be given when fit_reward_standardization=False "
@@ -466,6 +479,13 @@ def _check_finite(name: str, value: Any, positive: bool = False) -> None:
         raise TypeError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value) or (positive and value <= 0):
         raise ValueError(f"{name} must be a finite{' positive' if positive else ''} number, got {value!r}")
+
+
+def _check_float32(name: str, value: float) -> None:
+    """A value stored in a float32 state: finite and, if not 0, not flushed to 0 there."""
+    tiny, top = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+    if abs(value) > top or (value != 0 and abs(value) < tiny):
+        raise ValueError(f"{name} must lie within float32's range (about 1e-38 to 3e38), got {value!r}")
 
 
 # ---------------------------------------------------------------------------------- optimizer

@@ -436,8 +436,9 @@ class Gaussian:
             n = jnp.where(ok, n, 0)
         total = saturating_add(stats.n_observations, n)
         dtype = stats.reward_mean.dtype
-        batch = jnp.where(valid, y.astype(dtype), 0).sum(axis=1)
-        new_mean = stats.reward_mean + (batch - n * stats.reward_mean) / jnp.maximum(total, 1).astype(dtype)
+        batch_mean, _ = _masked_mean_std(y.astype(dtype), valid)  # no overflow near float32's limit
+        weight = n.astype(dtype) / jnp.maximum(total, 1).astype(dtype)
+        new_mean = stats.reward_mean + (batch_mean - stats.reward_mean) * weight
         fresh = n > 0
         out = stats._replace(n_observations=total, reward_mean=jnp.where(fresh, new_mean, stats.reward_mean))
         if latent is not None:
@@ -463,8 +464,20 @@ class Gaussian:
 
 
 def _masked_mean_std(y: Float[Array, "n rows"], valid: Bool[Array, "n rows"]) -> tuple[Array, Array]:
-    """Each row's mean and (population) std over its valid entries (0 and 0 without any)."""
+    """Each row's mean and (population) std over its valid entries (0 and 0 without any),
+    computed on the values divided by their largest magnitude, so that rewards near float32's
+    limit (whose squares or sums overflow) give a finite mean and std."""
     n = jnp.maximum(valid.sum(axis=1), 1).astype(y.dtype)
-    mean = jnp.where(valid, y, 0).sum(axis=1) / n
-    var = jnp.where(valid, (y - mean[:, None]) ** 2, 0).sum(axis=1) / n
-    return mean, jnp.sqrt(var)
+    y = jnp.where(valid, y, 0)
+    # scaled by the power of two of the largest magnitude (exact), in two halves: 2**-128 itself
+    # is subnormal, which XLA:CPU flushes to zero
+    _, e = jnp.frexp(jnp.abs(y).max(axis=1, keepdims=True))
+    lo, hi = e // 2, e - e // 2
+
+    def scale(x, sign):
+        return jnp.ldexp(jnp.ldexp(x, sign * lo), sign * hi)
+
+    z = scale(y, -1)
+    mean = z.sum(axis=1, keepdims=True) / n[:, None]
+    var = jnp.where(valid, (z - mean) ** 2, 0).sum(axis=1, keepdims=True) / n[:, None]
+    return scale(mean, 1)[:, 0], scale(jnp.sqrt(var), 1)[:, 0]

@@ -17,8 +17,8 @@ A model with exploration settings adds ``exploration`` (``epsilon``, ``default_a
 written as version 3, which older readers refuse rather than drop the settings; a model with soft
 rewards or forgetting (its config says so, its state holds fractional or decayed counts) as
 version 4; a model with Gaussian rewards (``CmabGaussian``: its stats hold NaN for a
-standardisation or noise prior not fitted yet) as version 5; any other model as version 2, as
-before.
+standardisation or noise prior not fitted yet) or reward vectors (``n_objectives``) as version 5;
+any other model as version 2, as before.
 
 Two containers carry it:
 
@@ -217,8 +217,9 @@ def _encode(model) -> tuple[dict, list[np.ndarray]]:
         }
     if getattr(model, "use_soft_rewards", False) or getattr(model, "decay_factor", None) is not None:
         header["format_version"] = 4  # older readers would not know the config's fields
-    if (config or {}).get("reward_type", "bernoulli") != "bernoulli":
-        header["format_version"] = 5  # nor the Gaussian stats, whose NaN mean "not fitted yet"
+    if (config or {}).get("reward_type", "bernoulli") != "bernoulli" or (config or {}).get("n_objectives"):
+        # nor the Gaussian stats, whose NaN mean "not fitted yet", nor multi-objective counters
+        header["format_version"] = 5
     header["sha256"] = _digest(header, arrays)
     return header, arrays
 

@@ -31,6 +31,7 @@ from bandits_jax._families import (
     BestActionIdentificationFamily,
     CostControlFamily,
     DynamicPricingFamily,
+    MultiObjectiveFamily,
     ids_and_values,
 )
 from bandits_jax.likelihoods import BernoulliStats, SoftBernoulli, host_counts, saturating_add
@@ -41,6 +42,8 @@ from bandits_jax.strategy import (
     ClassicBandit,
     CostControlBandit,
     DynamicPricingBandit,
+    MultiObjectiveBandit,
+    MultiObjectiveCostControlBandit,
     Strategy,
 )
 
@@ -49,6 +52,8 @@ __all__ = [
     "SmabBernoulliBAI",
     "SmabBernoulliCC",
     "SmabBernoulliDP",
+    "SmabBernoulliMO",
+    "SmabBernoulliMOCC",
     "SmabConfig",
     "SmabState",
     "init",
@@ -100,9 +105,21 @@ class SmabConfig:
 
     use_soft_rewards: bool = False
     decay_factor: float | None = None
+    #: None: one reward per row; an int >= 1: reward vectors (the multi-objective classes)
+    n_objectives: int | None = None
 
     def __post_init__(self):
         from bandits_jax._validation import check_decay_factor
+
+        if self.n_objectives is not None:
+            n = self.n_objectives
+            if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
+                raise ValueError(f"n_objectives must be a positive int, got {n!r}")
+            object.__setattr__(self, "n_objectives", int(n))
+            if self.use_soft_rewards or self.decay_factor is not None:
+                raise ValueError(
+                    "use_soft_rewards and decay_factor are not available for multi-objective models yet"
+                )
 
         if not isinstance(self.use_soft_rewards, (bool, np.bool_)):
             raise TypeError(f"use_soft_rewards must be a bool, got {self.use_soft_rewards!r}")
@@ -118,8 +135,8 @@ _PLAIN = SmabConfig()
 @dataclasses.dataclass(frozen=True)
 class SmabActionView:
     action_id: Any
-    n_successes: int | float  # a float for soft rewards
-    n_failures: int | float
+    n_successes: int | float | list  # a float for soft rewards; a list per objective for MO models
+    n_failures: int | float | list
 
 
 class _Actions(Mapping):
@@ -129,7 +146,8 @@ class _Actions(Mapping):
 
     def __getitem__(self, aid) -> SmabActionView:
         i = self._index[aid]
-        return SmabActionView(aid, self._s[i].item(), self._f[i].item())
+        # a Python number, or a list of one per objective for a multi-objective model
+        return SmabActionView(aid, self._s[i].tolist(), self._f[i].tolist())
 
     def __iter__(self) -> Iterator:
         return iter(self._ids)
@@ -230,15 +248,30 @@ class SmabBernoulli(Bandit):
 
     def _config_json(self) -> dict | None:
         config = self._config or _PLAIN
-        return None if config == _PLAIN else dataclasses.asdict(config)  # older files: None
+        if config == _PLAIN:
+            return None  # older files: None
+        fields = dataclasses.asdict(config)
+        if config.n_objectives is None:  # as written before multi-objective models existed
+            del fields["n_objectives"]
+        return fields
 
     @classmethod
     def _config_from_json(cls, fields: Any) -> SmabConfig:
         if fields is None:
             return _PLAIN
-        if not isinstance(fields, dict) or set(fields) != {"use_soft_rewards", "decay_factor"}:
+        names = {"use_soft_rewards", "decay_factor"}
+        if not isinstance(fields, dict) or set(fields) - {"n_objectives"} != names:
             raise ValueError(f"an sMAB config must hold use_soft_rewards and decay_factor, got {fields!r}")
         return SmabConfig(**fields)
+
+    def _check_transfer(self, current, common: list) -> None:
+        old = (current._config or _PLAIN).n_objectives
+        new = (self._config or _PLAIN).n_objectives
+        if old != new:
+            raise ValueError(
+                f"cannot carry action {common[0]!r} over: the template has n_objectives={new!r} and the "
+                f"current model n_objectives={old!r} (reward vectors of another length)"
+            )
 
     # ------------------------------------------------------------------ read-only properties
     @property
@@ -277,7 +310,7 @@ class SmabBernoulli(Bandit):
         so) instead of wrapping around.
         """
         idx = val.as_action_indices(actions, self._index)
-        rew = self._policy.likelihood.check_rewards(rewards)
+        rew = self._check_rewards(rewards)
         n = val.check_lengths(actions=idx, rewards=rew)
         self._update_rows(idx, rew, _no_features(n))
 
@@ -288,6 +321,10 @@ def _policy(config: SmabConfig) -> Any:
     from bandits_jax.policies.forgetting import Forgetting
 
     policy = BetaBernoulli(SoftBernoulli()) if config.use_soft_rewards else BetaBernoulli()
+    if config.n_objectives is not None:
+        from bandits_jax.policies.multi_objective import MultiObjective
+
+        return MultiObjective(policy, config.n_objectives)
     return policy if config.decay_factor is None else Forgetting(policy)
 
 
@@ -346,3 +383,71 @@ class SmabBernoulliBAI(BestActionIdentificationFamily, SmabBernoulli):
         _no_strategy(kwargs, cls.__name__)
         strategy = BestActionIdentificationBandit(0.5 if exploit_p is None else exploit_p)
         return super().cold_start(action_ids, strategy=strategy, **kwargs)
+
+
+class SmabBernoulliMO(MultiObjectiveFamily, SmabBernoulli):
+    """PyBandits' ``SmabBernoulliMO``: ``n_objectives`` Beta posteriors per action (one per reward
+    of the vector), and each draw picks a random Pareto-optimal action
+    (:class:`~bandits_jax.strategy.MultiObjectiveBandit`). ``update`` takes one reward vector per
+    row; ``predict`` returns ``{action_id: [p_1, ..., p_K]}`` per sample.
+
+    Examples:
+        >>> mab = SmabBernoulliMO.cold_start(["a", "b"], n_objectives=2, random_seed=0)
+        >>> mab.update(["a", "b"], [[1, 0], [0, 1]])
+        >>> mab.actions["a"].n_successes, mab.actions["b"].n_successes
+        ([2, 1], [1, 2])
+    """
+
+    @classmethod
+    def cold_start(cls, action_ids, n_objectives=2, random_seed=None, **kwargs) -> SmabBernoulliMO:
+        """``n_objectives`` >= 1; ``random_seed`` as :meth:`SmabBernoulli.cold_start` (its other
+        options, epsilon-greedy, soft rewards and forgetting, are not available here yet)."""
+        _no_options(kwargs, cls.__name__)
+        return cls._mo_model(action_ids, n_objectives, MultiObjectiveBandit(), random_seed)
+
+    def predict(self, n_samples: int = 1, forbidden_actions=None, top_k=None) -> tuple[list, list[dict]]:
+        """The chosen action ids and per sample ``{action_id: [p_1, ..., p_K]}`` (PyBandits' form);
+        ``forbidden_actions`` as :meth:`SmabBernoulli.predict` (``top_k``: not available)."""
+        self._no_top_k(top_k)
+        chosen, probs = self.predict_arrays(n_samples, forbidden_actions)
+        return chosen.tolist(), self._vector_rows(probs)
+
+    @classmethod
+    def _mo_model(cls, action_ids, n_objectives, strategy, random_seed):
+        ids = val.action_ids_tuple(action_ids)
+        config = SmabConfig(n_objectives=n_objectives)
+        key = val.key_from_seed(val.random_seed(random_seed))
+        return cls._from_padded(
+            ids, config, cls._cold_state(config, val.action_bucket(len(ids))), strategy, key
+        )
+
+
+class SmabBernoulliMOCC(CostControlFamily, SmabBernoulliMO):
+    """PyBandits' ``SmabBernoulliMOCC``: :class:`SmabBernoulliMO` with action costs
+    (:class:`~bandits_jax.strategy.MultiObjectiveCostControlBandit`).
+
+    Examples:
+        >>> mab = SmabBernoulliMOCC.cold_start({"a": 1.0, "b": 0.0}, n_objectives=2, subsidy_factor=0.2)
+        >>> mab.action_ids_cost, mab.subsidy_factor
+        ({'a': 1.0, 'b': 0.0}, 0.2)
+    """
+
+    _strategy_type = MultiObjectiveCostControlBandit
+
+    @classmethod
+    def cold_start(
+        cls, action_ids_cost, n_objectives=2, subsidy_factor=0.5, random_seed=None, **kwargs
+    ) -> SmabBernoulliMOCC:
+        """``action_ids_cost``: ``{action_id: cost >= 0}``; ``subsidy_factor`` in [0, 1]."""
+        _no_options(kwargs, cls.__name__)
+        ids, costs = ids_and_values(action_ids_cost, "action_ids_cost")
+        strategy = MultiObjectiveCostControlBandit(costs, subsidy_factor)
+        return cls._mo_model(list(ids), n_objectives, strategy, random_seed)
+
+
+def _no_options(kwargs: dict, family: str) -> None:
+    if kwargs:
+        raise TypeError(
+            f"{family}.cold_start got unexpected argument(s) {sorted(kwargs)} (epsilon-greedy, action "
+            "controls, soft rewards and forgetting are not available for multi-objective models yet)"
+        )

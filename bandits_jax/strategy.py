@@ -31,6 +31,22 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 
+def _check_unit(name: str, value) -> None:
+    """A strategy's probability-like number: a real scalar in [0, 1] (unless traced)."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
+        raise TypeError(f"{name} must be a real number in [0, 1], got {value!r}")
+    try:
+        arr = np.asarray(value)
+    except Exception as err:  # noqa: BLE001
+        raise TypeError(f"{name} must be a real number in [0, 1], got {value!r}") from err
+    if arr.shape != () or arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a real scalar in [0, 1], got {value!r}")
+    if not 0.0 <= float(arr) <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+
+
 class Strategy(eqx.Module):
     """Base class of every strategy."""
 
@@ -58,11 +74,10 @@ class BestActionIdentificationBandit(Strategy):
     best where only one action is allowed, i.e. the second best is ``-inf``).
     """
 
-    exploit_p: float = 0.5
+    exploit_p: float | Float[Array, ""] = 0.5
 
     def __check_init__(self):
-        if not isinstance(self.exploit_p, jax.Array) and not 0.0 <= float(self.exploit_p) <= 1.0:
-            raise ValueError(f"exploit_p must lie in [0, 1], got {self.exploit_p!r}")
+        _check_unit("exploit_p", self.exploit_p)
 
     def __call__(self, probs, key):
         if probs.shape[-1] < 2:
@@ -94,10 +109,12 @@ def _check_per_action(name: str, values, allow_empty: bool = False) -> None:
         raise ValueError(f"{name} must be a non-empty 1-D array (one per action), got shape {arr.shape}")
     if arr.dtype.kind not in "biuf" or arr.dtype.kind == "b":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    bad = ~(np.isfinite(arr) & (arr >= 0))
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(arr) & np.isfinite(arr.astype(np.float32))  # finite in float32 too
+    bad = ~(finite & (arr >= 0))
     if bad.any():
         raise ValueError(
-            f"{name} must be finite and >= 0, got {arr[bad][0]!r} at position {int(np.argmax(bad))}"
+            f"{name} must be finite (in float32) and >= 0, got {arr[bad][0]!r} at position {int(np.argmax(bad))}"
         )
 
 
@@ -129,8 +146,7 @@ class CostControlBandit(Strategy):
     subsidy_factor: float | Float[Array, ""] = 0.5
 
     def __check_init__(self):
-        if not isinstance(self.subsidy_factor, jax.Array) and not 0.0 <= float(self.subsidy_factor) <= 1.0:
-            raise ValueError(f"subsidy_factor must lie in [0, 1], got {self.subsidy_factor!r}")
+        _check_unit("subsidy_factor", self.subsidy_factor)
 
     def with_subsidy_factor(self, subsidy_factor: float) -> CostControlBandit:
         """The same costs with another ``subsidy_factor`` (PyBandits' method)."""
@@ -225,8 +241,7 @@ class MultiObjectiveCostControlBandit(Strategy):
     subsidy_factor: float | Float[Array, ""] = 0.5
 
     def __check_init__(self):
-        if not isinstance(self.subsidy_factor, jax.Array) and not 0.0 <= float(self.subsidy_factor) <= 1.0:
-            raise ValueError(f"subsidy_factor must lie in [0, 1], got {self.subsidy_factor!r}")
+        _check_unit("subsidy_factor", self.subsidy_factor)
 
     def with_subsidy_factor(self, subsidy_factor: float) -> MultiObjectiveCostControlBandit:
         return MultiObjectiveCostControlBandit(self.costs, subsidy_factor)

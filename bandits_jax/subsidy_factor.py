@@ -93,8 +93,12 @@ def _draws(mab, context, n_samples: int, key) -> jax.Array:
         rows = jnp.zeros((n_samples, 0), jnp.float32)
     else:
         rows = jnp.tile(jnp.asarray(context, jnp.float32), (n_samples, 1))
-    probs = mab._policy.predict(key, state, rows, ClassicBandit(), mask).probs
-    return jnp.asarray(probs)[:, :n_actions]
+    out = mab._policy.predict(key, state, rows, ClassicBandit(), mask)
+    if not (bool(jnp.isfinite(out.probs).all()) and bool(jnp.isfinite(out.logits).all())):
+        raise ValueError(
+            "context is too large for the model: its posterior draws overflow float32 (rescale it)"
+        )
+    return jnp.asarray(out.probs)[:, :n_actions]
 
 
 def tune_subsidy_factor(
@@ -145,12 +149,13 @@ def tune_subsidy_factor(
     p_sel = _draws(mab, context, int(n_samples), k_sel)
     p_cred = _draws(mab, context, int(n_samples), k_cred)
     n_draws, n_actions = p_sel.shape
-    factors = jnp.linspace(0.0, 1.0, int(n_points))
+    grid = np.linspace(0.0, 1.0, int(n_points))  # reported in float64: 0.2, not 0.2000000029...
+    factors = jnp.asarray(grid, p_sel.dtype)
     idx = jax.random.randint(k_boot, (int(n_bootstrap), n_draws), 0, n_draws)
     weights = jax.vmap(lambda i: jnp.bincount(i, length=n_draws))(idx).astype(p_sel.dtype)
     costs = jnp.asarray(mab.strategy.costs)
     credit, p_select, knees = _sweep(p_sel, p_cred, costs, factors, weights, n_actions)
-    knees = np.asarray(knees, np.float64)
+    knees = grid[np.rint(np.asarray(knees, np.float64) * (int(n_points) - 1)).astype(int)]
     factor = float(np.median(knees))
     ci = (
         float(np.percentile(knees, (1 - confidence_level) / 2 * 100)),
@@ -159,11 +164,12 @@ def tune_subsidy_factor(
     mean_reward = np.asarray(credit, np.float64).mean(axis=0)
     reference = mean_reward[0] if mean_reward[0] != 0 else np.nan
     frontier = {
-        "subsidy_factor": np.asarray(factors, np.float64),
+        "subsidy_factor": grid,
         "mean_reward": mean_reward,
         "mean_reward_pct": mean_reward / reference * 100,
     }
     p_select = np.asarray(p_select, np.float64)
     for i, action_id in enumerate(mab.action_ids):
         frontier[f"p_select[{action_id}]"] = p_select[:, i]
-    return SubsidyFactorTuningResult(factor, ci, mab.with_subsidy_factor(factor), frontier)
+    tuned = mab.with_strategy(mab.strategy.with_subsidy_factor(factor))
+    return SubsidyFactorTuningResult(factor, ci, tuned, frontier)

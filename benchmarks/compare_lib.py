@@ -92,6 +92,7 @@ WORKLOADS: tuple[Workload, ...] = (
             ("CmabGaussian", "gaussian"),
             ("CmabBernoulliCC", "cc"),
             ("CmabBernoulliDP", "dp"),
+            ("CmabBernoulliMO", "mo"),
         )
     ),
     Workload(

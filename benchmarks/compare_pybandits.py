@@ -137,6 +137,8 @@ def _batch(rows: int, features: int, actions: int, seed: int = 0, family: str | 
     acts = [f"a{i}" for i in rng.integers(0, actions, rows)]
     if family == "gaussian":  # real rewards of mean 5 and std 2 about a linear signal
         rewards = (5 + ctx[:, 0] + 2 * rng.normal(size=rows)).tolist()
+    elif family == "mo":  # two binary objectives per row
+        rewards = rng.integers(0, 2, (rows, 2)).tolist()
     else:
         rewards = rng.integers(0, 2, rows).tolist()
     return ctx, acts, rewards
@@ -164,6 +166,8 @@ def _new_model(
         name, actions_arg = "CmabBernoulliCC", {"action_ids_cost": {a: float(i) for i, a in enumerate(ids)}}
     elif family == "dp":
         name, actions_arg = "CmabBernoulliDP", {"action_ids_price": {a: 1.0 + i for i, a in enumerate(ids)}}
+    elif family == "mo":
+        name, kwargs["n_objectives"] = "CmabBernoulliMO", 2
     if library == "pybandits":
         import pybandits.cmab
 

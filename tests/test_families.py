@@ -351,3 +351,55 @@ def test_multi_objective_cost_control_matches_its_rule_row_by_row():
             )
     masked = jnp.asarray(probs).at[:, 1, 0].set(-jnp.inf)  # the free action masked
     assert not np.any(np.asarray(MultiObjectiveCostControlBandit(costs, 1.0)(masked, jax.random.key(0))) == 1)
+
+
+# ---------------------------------------------------------------------------------- review regressions
+def test_strategy_numbers_are_checked_whatever_their_type():
+    for bad, error in (
+        (jnp.array(5.0), ValueError),
+        ("0.5", TypeError),
+        (True, TypeError),
+        (None, TypeError),
+    ):
+        with pytest.raises(error, match="subsidy_factor"):
+            SmabBernoulliCC.cold_start({"a": 1.0, "b": 2.5}, subsidy_factor=bad)
+        if bad is not None:  # None is PyBandits' default 0.5 there
+            with pytest.raises(error, match="exploit_p"):
+                SmabBernoulliBAI.cold_start(["a", "b"], exploit_p=bad)
+    assert float(CostControlBandit([1.0], jnp.array(0.3)).subsidy_factor) == pytest.approx(0.3)
+    for costs in ({"a": 1e300}, {"a": 10**400}):
+        with pytest.raises(ValueError, match="action_ids_cost"):
+            SmabBernoulliCC.cold_start(costs)
+    with pytest.raises(ValueError, match="costs"):
+        CostControlBandit([1e300])
+
+
+def test_plain_models_refuse_strategies_that_do_not_fit():
+    with pytest.raises(ValueError, match="one value per action"):
+        SmabBernoulli.cold_start(["a", "b", "c"], strategy=CostControlBandit([1.0, 2.0]))
+    with pytest.raises(ValueError, match="one value per action"):
+        CmabBernoulli.cold_start(["a", "b"], n_features=2, strategy=DynamicPricingBandit([1.0, 2.0, 3.0]))
+    with pytest.raises(TypeError, match="reward vectors"):
+        SmabBernoulli.cold_start(["a", "b"], strategy=MultiObjectiveBandit())
+
+
+def test_public_values_read_as_given():
+    mab = CmabBernoulliCC.cold_start({"a": 0.1, "b": 2.5}, n_features=2)
+    assert mab.action_ids_cost == {"a": 0.1, "b": 2.5}  # not 0.10000000149011612
+    with pytest.raises(ValueError, match="cannot be written as a PyBandits state"):
+        mab.to_pybandits_state()
+
+
+def test_tune_subsidy_factor_takes_any_cost_control_model_and_reports_grid_values():
+    mab = CmabBernoulli.cold_start(["a", "b"], n_features=2, strategy=CostControlBandit([1.0, 2.0], 0.3))
+    result = tune_subsidy_factor(
+        mab, context=np.zeros((2, 2)), n_samples=50, n_points=5, n_bootstrap=5, random_seed=0
+    )
+    assert type(result.mab) is CmabBernoulli and float(result.mab.strategy.subsidy_factor) == pytest.approx(
+        result.subsidy_factor
+    )
+    assert result.subsidy_factor in {0.0, 0.25, 0.5, 0.75, 1.0} or result.subsidy_factor * 8 == int(
+        result.subsidy_factor * 8
+    )
+    with pytest.raises(ValueError, match="too large"):
+        tune_subsidy_factor(mab, context=np.full((1, 2), 1e30), n_samples=5, n_points=3, n_bootstrap=2)

@@ -328,3 +328,46 @@ def test_config_refuses_gaussian_fields_on_bernoulli_rewards():
         CmabConfig(n_features=2, reward_type="poisson")
     config = CmabConfig(n_features=2, reward_type="gaussian", fit_reward_standardization=True)
     assert dataclasses.replace(config, noise_sigma=1.0).reward_data["noise_sigma"] == 1.0
+
+
+# ---------------------------------------------------------------------------------- review regressions
+def test_rewards_near_float32s_limit_standardise_without_overflow():
+    mab = _model()
+    ctx = np.random.default_rng(0).normal(size=(2, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no spurious divergence warning for the other actions
+        mab.update(["a", "a"], [2e19, -2e19], ctx)
+        mab.update(["b", "b"], [3e38, 3e38], ctx)
+    stats = mab.state.stats
+    np.testing.assert_allclose(stats.reward_scale[:2], [2e19, 3e38], rtol=1e-6)
+    np.testing.assert_allclose(stats.reward_mean[:2], [0.0, 3e38], rtol=1e-6)
+    # and exact on ordinary values (power-of-two scaling)
+    np.testing.assert_array_equal(
+        Gaussian()
+        .prepare(Gaussian().init_stats(1), jnp.array([[1.0, 3.0]]), jnp.ones((1, 2), bool))
+        .reward_loc,
+        [2.0],
+    )
+
+
+def test_settings_beyond_float32_and_pybandits_export_are_refused():
+    for kwargs in ({"reward_scale": 1e300, "reward_loc": 0.0}, {"noise_sigma": 1e300}):
+        with pytest.raises(ValueError, match="float32"):
+            _model(**kwargs)
+    with pytest.raises(ValueError, match="CmabGaussian cannot be written"):
+        _model().to_pybandits_state()
+    with pytest.raises(TypeError, match="rewards"):
+        _model().update(["a"], {0: 1.0}, np.zeros((1, 2)))
+
+
+def test_piecewise_gaussian_pieces_draw_their_own_noise():
+    from bandits_jax.simulation import PiecewiseEnv, round_draws
+
+    pieces = [
+        GaussianRewardEnv(LogisticEnv.random(2, 3, key=jax.random.key(s)), noise_std=0.0, scale=10.0)
+        for s in (0, 1)
+    ]
+    env = PiecewiseEnv(pieces, period=5)
+    for t in (0, 7):
+        draws = round_draws(jax.random.key(0), t, 4, env, Gaussian())
+        np.testing.assert_array_equal(draws.rewards, draws.expected)  # noise 0 in both pieces

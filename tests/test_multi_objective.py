@@ -126,3 +126,139 @@ def test_settings_are_checked():
         MultiObjective(BetaBernoulli(), n_objectives=0)
     with pytest.raises(TypeError, match="MultiObjective"):
         MultiObjective(MultiObjective(BetaBernoulli()), 2)
+
+
+# ---------------------------------------------------------------------------------- object API
+from bandits_jax.cmab import CmabBernoulli, CmabBernoulliMO, CmabBernoulliMOCC  # noqa: E402
+from bandits_jax.config import CmabConfig  # noqa: E402
+from bandits_jax.smab import SmabBernoulli, SmabBernoulliMO, SmabBernoulliMOCC  # noqa: E402
+from bandits_jax.transfer import edit_model_on_the_fly  # noqa: E402
+
+
+def _leaves_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_smab_mo_counts_predicts_and_validates():
+    mab = SmabBernoulliMO.cold_start(["a", "b", "c"], n_objectives=3, random_seed=0)
+    mab.update(["a", "b", "a"], [[1, 0, 1], [0, 1, 1], [1, 1, 0]])
+    assert mab.actions["a"].n_successes == [3, 2, 2] and mab.actions["a"].n_failures == [1, 2, 2]
+    assert mab.actions["c"].n_successes == [1, 1, 1]
+    actions, probs = mab.predict(4, forbidden_actions=["c"])
+    assert len(actions) == 4 and "c" not in actions and len(probs[0]["b"]) == 3
+    before = mab.get_state()
+    for bad, error in (
+        ([[1, 0]], ValueError),  # wrong vector length
+        ([[1, 0, 2]], ValueError),  # not binary
+        ([1], TypeError),  # a scalar, not a vector
+        ([[1, 0, 1], [1, 1, 1]], ValueError),  # one reward vector too many
+        ("x", TypeError),
+    ):
+        with pytest.raises(error):
+            mab.update(["a"], bad)
+    with pytest.raises(ValueError, match="top_k"):
+        mab.predict(2, top_k=1)
+    assert mab.get_state() == before  # failed calls changed nothing, key included
+    with pytest.raises(TypeError, match="epsilon"):
+        SmabBernoulliMO.cold_start(["a"], epsilon=0.1)
+    with pytest.raises(ValueError, match="n_objectives"):
+        SmabBernoulliMO.cold_start(["a"], n_objectives=0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SmabBernoulliMO.cold_start(["a", "b"], n_objectives=2, random_seed=3),
+        lambda: SmabBernoulliMOCC.cold_start(
+            {"a": 2.0, "b": 0.5}, n_objectives=2, subsidy_factor=0.3, random_seed=3
+        ),
+        lambda: CmabBernoulliMO.cold_start(
+            ["a", "b"], n_features=2, update_kwargs={"num_steps": 10}, random_seed=3
+        ),
+        lambda: CmabBernoulliMOCC.cold_start(
+            {"a": 2.0, "b": 0.5}, n_features=2, update_kwargs={"num_steps": 10}, random_seed=3
+        ),
+    ],
+)
+def test_mo_models_save_load_and_transfer(make, tmp_path):
+    mab = make()
+    contextual = hasattr(mab, "input_dim")
+    args = (np.ones((3, 2)),) if contextual else ()
+    mab.update(["a", "b", "a"], [[1, 0], [0, 1], [1, 1]], *args)
+    path = tmp_path / "mo.npz"
+    mab.save(path)
+    back = type(mab).load(path)
+    _leaves_equal(back.state, mab.state)
+    _leaves_equal(back.strategy, mab.strategy)
+    assert back.n_objectives == 2 and '"format_version":5' in mab.get_state()[1]
+    # the template's costs and action set; learned counts carried; another n_objectives refused
+    if contextual:
+        template = CmabBernoulliMOCC.cold_start(
+            {"c": 1.0, "a": 0.0}, n_features=2, update_kwargs={"num_steps": 10}
+        )
+        single = CmabBernoulli.cold_start(["a"], n_features=2)
+    else:
+        template = SmabBernoulliMOCC.cold_start({"c": 1.0, "a": 0.0}, n_objectives=2)
+        single = SmabBernoulli.cold_start(["a"])
+    merged = edit_model_on_the_fly(mab, template)
+    assert merged.action_ids_cost == {"c": 1.0, "a": 0.0}
+    assert merged.actions["a"].n_successes == mab.actions["a"].n_successes == [3, 2]
+    for bad_template in (single,):
+        with pytest.raises(ValueError, match="n_objectives"):
+            edit_model_on_the_fly(mab, bad_template)
+        with pytest.raises(ValueError, match="n_objectives"):
+            edit_model_on_the_fly(bad_template, mab)
+
+
+def test_cmab_mo_bad_rewards_leave_the_model_unchanged_and_settings_are_checked():
+    mab = CmabBernoulliMO.cold_start(
+        ["a", "b"], n_features=2, n_objectives=2, update_kwargs={"num_steps": 10}
+    )
+    before = mab.get_state()
+    with pytest.raises(ValueError):
+        mab.update(["a", "b"], [[1, 0], [1, 0, 1]], np.zeros((2, 2)))
+    with pytest.raises(ValueError):
+        mab.update(["a", "b"], [[1, 0]], np.zeros((2, 2)))  # lengths differ
+    with pytest.raises(ValueError):
+        mab.update(["a"], [[1, 0]], np.full((1, 2), np.nan))
+    assert mab.get_state() == before
+    with pytest.raises(TypeError):
+        CmabBernoulliMO.cold_start(["a"], n_features=2, epsilon=0.1)
+    with pytest.raises(ValueError, match="n_objectives"):
+        CmabConfig(n_features=2, n_objectives=2, reward_type="gaussian", fit_reward_standardization=True)
+    with pytest.raises(ValueError, match="CmabGaussian"):  # a Gaussian config runs in CmabGaussian only
+        CmabBernoulliMO._policy_of(
+            CmabConfig(n_features=2, reward_type="gaussian", fit_reward_standardization=True)
+        )
+
+
+def test_cmab_mo_avoids_a_dominated_action():
+    """Context-free reward means (0.85, 0.15), (0.15, 0.85), (0.1, 0.1): after 8 rounds of 40
+    rows the BNN policy must choose the dominated third action far less than uniform (1/3)."""
+    means = np.array([[0.85, 0.15], [0.15, 0.85], [0.1, 0.1]])
+    mab = CmabBernoulliMO.cold_start(
+        ["x", "y", "z"],
+        n_features=2,
+        dist_params_init={"sigma": 2.0},
+        update_kwargs={"num_steps": 100},
+        random_seed=0,
+    )
+    rng = np.random.default_rng(0)
+    late = []
+    for t in range(8):
+        ctx = rng.normal(size=(40, 2))
+        actions, _, _ = mab.predict(ctx)
+        idx = np.array([mab.action_ids.index(a) for a in actions])
+        rewards = (rng.uniform(size=(40, 2)) < means[idx]).astype(int).tolist()
+        mab.update(actions, rewards, ctx)
+        if t >= 4:
+            late.append(idx)
+    assert np.mean(np.concatenate(late) == 2) < 0.15
+
+
+def test_cmab_mo_action_view_counts_per_objective():
+    mab = CmabBernoulliMO.cold_start(["a"], n_features=2, n_objectives=2, update_kwargs={"num_steps": 5})
+    mab.update(["a", "a"], [[1, 0], [1, 1]], np.zeros((2, 2)))
+    view = mab.actions["a"]
+    assert view.count == 4 and view.mean == [3 / 4, 2 / 4]

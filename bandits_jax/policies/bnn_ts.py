@@ -371,7 +371,9 @@ def _update_grouped(
             )
     if policy.replay_capacity is None:
         prepared = lik.prepare(state.stats, y, grouped.valid)  # e.g. a Gaussian's standardisation
-        targets = lik.targets(prepared, y)
+        # padding rows hold other actions' rewards: zero them, so no extreme value there turns
+        # into an infinite target (whose masked gradient would still be NaN)
+        targets = jnp.where(grouped.valid, lik.targets(prepared, y), 0)
         prior_loc = calibrated if policy.calibrate_output_bias else state.loc
         latent = lik.latent_prior(prepared)
         result = fit(policy, prior_loc, state.scale, x, targets, grouped.valid, key, latent=latent)

@@ -77,10 +77,14 @@ class Environment(eqx.Module):
         return self.draw_rewards(key, self.expected_rewards(context), likelihood)
 
     def draw_rewards(
-        self, key: PRNGKeyArray, expected: Float[Array, "n n_actions"], likelihood: Any
+        self,
+        key: PRNGKeyArray,
+        expected: Float[Array, "n n_actions"],
+        likelihood: Any,
+        t: int | Int[ArrayLike, ""] | None = None,
     ) -> Array:
-        """Rewards given their expected values: ``likelihood.sample`` (Bernoulli: 0/1 draws),
-        unless the environment has its own noise (:class:`GaussianRewardEnv`)."""
+        """Rewards given their expected values in round ``t``: ``likelihood.sample`` (Bernoulli:
+        0/1 draws), unless the environment has its own noise (:class:`GaussianRewardEnv`)."""
         return likelihood.sample(key, expected)
 
     def sample(
@@ -638,6 +642,10 @@ class PiecewiseEnv(Environment):
     def sample_round(self, key, n, t):
         return self.piece(self.piece_index(t)).sample_round(key, n, t)
 
+    def draw_rewards(self, key, expected, likelihood, t=None):
+        """The rewards of the piece in play in round ``t`` (piece 0 without a round)."""
+        return self.piece(0 if t is None else self.piece_index(t)).draw_rewards(key, expected, likelihood, t)
+
     def expected_rewards_at(
         self, context: Float[ArrayLike, "n n_features"], t: int | Int[ArrayLike, ""]
     ) -> Float[Array, "n n_actions"]:
@@ -698,6 +706,6 @@ class GaussianRewardEnv(Environment):
         context, expected = self.base.sample_round(key, n, t)
         return context, self.shift + self.scale * expected
 
-    def draw_rewards(self, key, expected, likelihood):
+    def draw_rewards(self, key, expected, likelihood, t=None):
         noise = _random.normal(key, expected.shape, expected.dtype)
         return expected + self.noise_std.astype(expected.dtype) * noise

@@ -98,7 +98,7 @@ def round_draws(
     environment draws its own noise)."""
     ctx_key, reward_key, _ = jax.random.split(jax.random.fold_in(env_key, t), 3)
     context, expected = env.sample_round(ctx_key, batch_size, t)
-    return RoundDraws(context, expected, env.draw_rewards(reward_key, expected, likelihood))
+    return RoundDraws(context, expected, env.draw_rewards(reward_key, expected, likelihood, t))
 
 
 def policy_key(key: PRNGKeyArray, name: str) -> PRNGKeyArray:

@@ -167,6 +167,18 @@ def test_every_family_saves_loads_and_transfers(model, tmp_path):
         merged = edit_model_on_the_fly(mab, template)
         assert merged.action_ids_cost == {"b": 7.0, "a": 0.0, "c": 1.0}
         assert merged.actions["a"].n_successes == mab.actions["a"].n_successes
+    elif isinstance(mab.strategy, DynamicPricingBandit):
+        kwargs = {"n_features": 2} if contextual else {}
+        template = type(mab).cold_start({"c": 3.0, "a": 4.5}, **kwargs)
+        merged = edit_model_on_the_fly(mab, template)
+        assert type(merged) is type(mab) and merged.action_ids_price == {"c": 3.0, "a": 4.5}
+        assert merged.actions["a"].n_successes == mab.actions["a"].n_successes
+    else:
+        kwargs = {"n_features": 2} if contextual else {}
+        template = type(mab).cold_start(["a", "c"], exploit_p=0.2, **kwargs)
+        merged = edit_model_on_the_fly(mab, template)
+        assert merged.exploit_p == pytest.approx(0.2) and merged.action_ids == ("a", "c")
+        assert merged.actions["a"].n_successes == mab.actions["a"].n_successes
 
 
 def test_tune_subsidy_factor_sweep_matches_pybandits_loop():

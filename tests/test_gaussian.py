@@ -371,3 +371,38 @@ def test_piecewise_gaussian_pieces_draw_their_own_noise():
     for t in (0, 7):
         draws = round_draws(jax.random.key(0), t, 4, env, Gaussian())
         np.testing.assert_array_equal(draws.rewards, draws.expected)  # noise 0 in both pieces
+
+
+def test_paper_wheel_plays_gaussian_rewards_and_the_bnn_beats_uniform():
+    """The wheel with the paper's Gaussian rewards (delta 0.5, std 0.01): its rewards are the paper's
+    means plus N(0, 0.01**2) noise, and a Gaussian BNN (one hidden layer) has under 0.8x uniform
+    random's regret over 20 rounds of 64 rows on the same draws (measured on keys 0-3: 0.42-0.72;
+    this key 0.43)."""
+    from bandits_jax.simulation import WheelEnv, round_draws
+
+    env = WheelEnv(0.5, rewards="paper")
+    draws = round_draws(jax.random.key(0), 0, 2000, env, Gaussian())
+    np.testing.assert_array_equal(draws.expected, env.reward_means(draws.context))
+    resid = np.asarray(draws.rewards - draws.expected)
+    assert abs(resid.std() - 0.01) < 0.001
+    with pytest.raises(ValueError, match="rewards"):
+        WheelEnv(0.5, rewards="gaussian")
+    bnn = BnnTS.from_config(
+        CmabConfig(
+            n_features=2,
+            hidden_dim_list=(16,),
+            reward_type="gaussian",
+            fit_reward_standardization=True,
+            num_steps=200,
+        )
+    )
+    init = {"bnn": {"sigma": 1.0, "reward_loc": None, "reward_scale": None}}
+    out = simulate_policies(
+        {"bnn": bnn, "uniform": Uniform(likelihood=Gaussian())},
+        env,
+        jax.random.key(1),
+        20,
+        64,
+        init_data=init,
+    )
+    assert float(out["bnn"].cumulative_regret[-1]) < 0.8 * float(out["uniform"].cumulative_regret[-1])

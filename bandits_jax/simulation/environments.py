@@ -423,8 +423,13 @@ class WheelEnv(Environment):
     mistakes, not 244. A larger ``s`` moves toward the paper's ratio ``(s - mu_1) / (mu_1 - mu_2)``
     at the price of a smaller gap ``(mu_1 - mu_2) / s`` (``s = 5``: 0.24 / 0.2 / 1.0, ratio 19).
 
-    ``delta`` is data (traced under ``jit``, and ``jax.vmap`` can map over it); ``mu``, ``std`` and
-    ``bernoulli_scale`` are static. A ``delta`` with a leading axis is a stack of wheels for
+    ``rewards="paper"`` plays the paper's wheel itself, for Gaussian rewards (a
+    :class:`~bandits_jax.likelihoods.Gaussian` likelihood, e.g. ``CmabGaussian``):
+    :meth:`expected_rewards` is then :meth:`reward_means` and the rewards are drawn as
+    :meth:`sample_paper_rewards` does, whatever the likelihood.
+
+    ``delta`` is data (traced under ``jit``, and ``jax.vmap`` can map over it); ``mu``, ``std``,
+    ``bernoulli_scale`` and ``rewards`` are static. A ``delta`` with a leading axis is a stack of wheels for
     ``jax.vmap`` or :func:`~bandits_jax.simulation.sweep` (``env_axis=0``), e.g. :meth:`paper`.
 
     Args:
@@ -432,6 +437,7 @@ class WheelEnv(Environment):
         mu: the means ``(mu_1, mu_2, mu_3)``, with ``0 <= mu_2 < mu_1 < mu_3``.
         std: the standard deviation of the paper's Gaussian rewards (not used by Bernoulli rewards).
         bernoulli_scale: ``s`` above, greater than ``mu_1``.
+        rewards: ``"bernoulli"`` (probabilities, above) or ``"paper"`` (the Gaussian rewards).
 
     Raises:
         ValueError: an argument outside its range, naming it.
@@ -460,6 +466,7 @@ class WheelEnv(Environment):
     mu: tuple[float, float, float] = eqx.field(static=True)
     std: float = eqx.field(static=True)
     bernoulli_scale: float = eqx.field(static=True)
+    rewards: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -468,7 +475,10 @@ class WheelEnv(Environment):
         std: float | Real[ArrayLike, ""] = 0.01,
         *,
         bernoulli_scale: float | Real[ArrayLike, ""] = 2.0,
+        rewards: str = "bernoulli",
     ):
+        if rewards not in ("bernoulli", "paper"):
+            raise ValueError(f"rewards must be 'bernoulli' or 'paper', got {rewards!r}")
         d = _concrete(delta)
         if d is not None and not (d.size > 0 and np.all((d > 0) & (d < 1))):
             raise ValueError(f"delta must be in (0, 1) (exclusive), got {delta!r}")
@@ -485,6 +495,7 @@ class WheelEnv(Environment):
         self.mu = tuple(float(v) for v in m)
         self.std = std
         self.bernoulli_scale = scale
+        self.rewards = rewards
 
     @property
     def n_actions(self) -> int:
@@ -524,7 +535,14 @@ class WheelEnv(Environment):
         return jnp.where(ring, jnp.asarray(mu_3, dtype), base)
 
     def expected_rewards(self, context):
+        if self.rewards == "paper":
+            return self.reward_means(context)
         return jnp.minimum(self.reward_means(context) / self.bernoulli_scale, 1)
+
+    def draw_rewards(self, key, expected, likelihood, t=None):
+        if self.rewards == "paper":  # N(mean, std**2), the paper's noise
+            return expected + self.std * _random.normal(key, expected.shape, expected.dtype)
+        return likelihood.sample(key, expected)
 
     def sample_paper_rewards(self, key: PRNGKeyArray, context: Real[ArrayLike, "n 2"]) -> Float[Array, "n 5"]:
         """Every action's reward per row as in the paper, ``N(reward_means, std**2)``."""

@@ -191,6 +191,18 @@ def _counters(state) -> tuple[np.ndarray, np.ndarray]:
     return host_tallies(stats_of(state))
 
 
+def check_per_action_data(strategy: Strategy, ids: tuple) -> None:
+    """ValueError unless a strategy's per-action data (``costs``, ``prices``) is one value per
+    action."""
+    for field in ("costs", "prices"):
+        values = getattr(strategy, field, None)
+        if values is not None and np.shape(values)[:1] != (len(ids),):
+            raise ValueError(
+                f"the strategy's {field} must give one value per action ({len(ids)}), got shape "
+                f"{np.shape(values)}"
+            )
+
+
 class Bandit:
     """The object-API base (see the module docstring). Subclasses set ``_kind`` (models of one kind
     merge in ``edit_model_on_the_fly``) and implement the persistence hooks."""
@@ -251,6 +263,12 @@ class Bandit:
         prior = cls._cold_state(config, val.action_bucket(len(ids)))
         if jax.tree.structure(prior) != jax.tree.structure(state):
             raise ValueError(f"state must be a {type(prior).__name__} of this model's structure")
+        for p, s in zip(jax.tree.leaves(prior), jax.tree.leaves(state)):
+            if np.shape(p)[1:] != np.shape(s)[1:]:
+                raise ValueError(
+                    f"state's arrays must have this model's shapes after the action axis: got "
+                    f"{np.shape(s)[1:]} where the config gives {np.shape(p)[1:]}"
+                )
         mab = cls.__new__(cls)
         mab._setup(ids, config, policy, pad_actions(state, prior, len(ids)), strategy, key, exploration)
         return mab
@@ -294,13 +312,7 @@ class Bandit:
                 f"{type(strategy).__name__} chooses among reward vectors; a {cls.__name__} has one reward "
                 "per row (use a multi-objective class such as CmabBernoulliMO or SmabBernoulliMO)"
             )
-        for field in ("costs", "prices"):
-            values = getattr(strategy, field, None)
-            if values is not None and np.shape(values)[:1] != (len(ids),):
-                raise ValueError(
-                    f"the strategy's {field} must give one value per action ({len(ids)}), got shape "
-                    f"{np.shape(values)}"
-                )
+        check_per_action_data(strategy, ids)
 
     def with_strategy(self, strategy: Strategy) -> Bandit:
         """A copy of this model (same state and key) that runs ``strategy`` (checked as the

@@ -26,6 +26,11 @@ from bandits_jax.strategy import (
 )
 
 
+def _shortest(value: float) -> float:
+    single = np.float32(value)
+    return float(str(single)) if float(single) == value else value
+
+
 def ids_and_values(mapping: Any, name: str) -> tuple[tuple, np.ndarray]:
     """``action_ids_cost`` / ``action_ids_price``: the action ids (in the mapping's order) and
     their values, each a finite real number >= 0.
@@ -51,12 +56,20 @@ def ids_and_values(mapping: Any, name: str) -> tuple[tuple, np.ndarray]:
     return ids, np.asarray(values)
 
 
+def no_strategy(kwargs: dict, family: str) -> None:
+    """A family builds its strategy from PyBandits' arguments: refuse a ``strategy=`` too."""
+    if "strategy" in kwargs:
+        raise TypeError(f"{family} builds its strategy from its own arguments; do not pass strategy=")
+
+
 class _StrategyFamily:
     """Mixin: the strategy class a family runs (``_strategy_type``) and the name of its per-action
     data (``_per_action``: the strategy field and PyBandits' argument), checked in ``_setup``."""
 
     _strategy_type: ClassVar[type]
     _per_action: ClassVar[tuple[str, str] | None] = None
+    #: PyBandits' state format has no place for this family's settings here (to_pybandits_state)
+    _pybandits_exportable: ClassVar[bool] = False
 
     @classmethod
     def _check_strategy(cls, strategy: Strategy, ids: tuple) -> None:
@@ -73,13 +86,18 @@ class _StrategyFamily:
                 raise ValueError(
                     f"{argument} must give one value per action ({len(ids)}), got {n} in the strategy"
                 )
+        from bandits_jax._bandit import check_per_action_data
+
+        check_per_action_data(strategy, ids)  # e.g. a cost-control strategy in an MO model
 
     def _values(self) -> dict:
         """The strategy's per-action data by action id, each value the shortest decimal that reads
         back as the stored float32 (0.1, not 0.10000000149011612)."""
         field, _ = self._per_action
         values = np.asarray(getattr(self.strategy, field))
-        return dict(zip(self.action_ids, (float(str(v)) for v in values)))
+        # a float32-representable value reads as its shortest float32 decimal (also when loaded
+        # into float64 under x64); a genuine float64 value as itself
+        return dict(zip(self.action_ids, (_shortest(float(v)) for v in values)))
 
 
 class CostControlFamily(_StrategyFamily):
@@ -129,18 +147,41 @@ class MultiObjectiveFamily(_StrategyFamily):
     def n_objectives(self) -> int:
         return self._config.n_objectives
 
+    @classmethod
+    def _check_n_objectives(cls, n_objectives: Any) -> None:
+        if isinstance(n_objectives, (bool, np.bool_)) or not isinstance(n_objectives, numbers.Integral):
+            raise TypeError(f"n_objectives must be a positive int, got {n_objectives!r}")
+        if n_objectives < 1:
+            raise ValueError(f"n_objectives must be a positive int, got {n_objectives!r}")
+
     def _check_rewards(self, rewards: Any) -> np.ndarray:
         """One reward vector of ``n_objectives`` entries per row, each entry checked as the
         likelihood checks a reward; an ``(n_rows, n_objectives)`` array."""
         k = self.n_objectives
-        if isinstance(rewards, (str, bytes)) or not isinstance(rewards, (list, tuple, np.ndarray)):
-            if not hasattr(rewards, "__array__"):
-                raise TypeError(f"rewards must be a list of reward vectors ({k} each), got {rewards!r}")
-            rewards = np.asarray(rewards)
+        if not isinstance(rewards, (list, tuple, np.ndarray, str, bytes)) and hasattr(rewards, "__array__"):
+            rewards = np.asarray(rewards)  # a JAX array
+        if isinstance(rewards, np.ndarray) and rewards.ndim == 2 and rewards.dtype.kind in "biuf":
+            if rewards.shape[1] != k:
+                raise ValueError(
+                    f"rewards must hold {k} rewards per row (one per objective), got shape {rewards.shape}"
+                )
+            return self._policy.likelihood.check_rewards(rewards.ravel(), "rewards").reshape(len(rewards), k)
+        if (
+            isinstance(rewards, (str, bytes))
+            or not isinstance(rewards, (list, tuple, np.ndarray))
+            or np.ndim(rewards) == 0
+        ):
+            raise TypeError(f"rewards must be a list of reward vectors ({k} each), got {rewards!r}")
         rows = list(rewards)
         flat = []
         for i, row in enumerate(rows):
-            if isinstance(row, (str, bytes)) or not isinstance(row, (list, tuple, np.ndarray)):
+            if not isinstance(row, (list, tuple, np.ndarray, str, bytes)) and hasattr(row, "__array__"):
+                row = np.asarray(row)  # a JAX row
+            if (
+                isinstance(row, (str, bytes))
+                or not isinstance(row, (list, tuple, np.ndarray))
+                or np.ndim(row) != 1
+            ):
                 raise TypeError(
                     f"rewards[{i}] must be a list of {k} rewards (one per objective), got {row!r}"
                 )

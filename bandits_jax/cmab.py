@@ -33,6 +33,7 @@ from bandits_jax._families import (
     DynamicPricingFamily,
     MultiObjectiveFamily,
     ids_and_values,
+    no_strategy,
 )
 from bandits_jax._object import CounterSaturationWarning
 from bandits_jax.bnn import MLP
@@ -369,6 +370,12 @@ class CmabBernoulli(Bandit):
     # ------------------------------------------------------------------ hooks of the base
     @classmethod
     def _policy_of(cls, config: CmabConfig | PolicyConfig) -> Any:
+        vectors = isinstance(config, CmabConfig) and config.n_objectives is not None
+        if vectors != issubclass(cls, MultiObjectiveFamily):
+            raise ValueError(
+                f"a {cls.__name__} cannot run config.n_objectives={getattr(config, 'n_objectives', None)!r} "
+                f"(use {'CmabBernoulliMO' if vectors else 'CmabBernoulli'})"
+            )
         gaussian = isinstance(config, CmabConfig) and config.reward_type == "gaussian"
         if gaussian != (cls._kind == "cmab_gaussian"):
             raise ValueError(
@@ -773,6 +780,7 @@ class CmabGaussian(CmabBernoulli):
     """
 
     _kind: ClassVar[str] = "cmab_gaussian"
+    _pybandits_exportable: ClassVar[bool] = False
 
     @classmethod
     def cold_start(
@@ -895,11 +903,6 @@ class CmabGaussian(CmabBernoulli):
 
 
 # ---------------------------------------------------------------------------------- strategy families
-def _no_strategy(kwargs: dict, family: str) -> None:
-    if "strategy" in kwargs:
-        raise TypeError(f"{family} builds its strategy from its own arguments; do not pass strategy=")
-
-
 class CmabBernoulliCC(CostControlFamily, CmabBernoulli):
     """PyBandits' ``CmabBernoulliCC``: a :class:`CmabBernoulli` whose actions carry costs; per row
     the cheapest action whose sampled reward is within ``subsidy_factor`` of the best is chosen
@@ -918,7 +921,7 @@ class CmabBernoulliCC(CostControlFamily, CmabBernoulli):
         """``action_ids_cost``: ``{action_id: cost >= 0}`` (the actions, in this order);
         ``subsidy_factor`` in [0, 1]; any other argument of :meth:`CmabBernoulli.cold_start` but
         ``strategy``."""
-        _no_strategy(kwargs, cls.__name__)
+        no_strategy(kwargs, cls.__name__)
         ids, costs = ids_and_values(action_ids_cost, "action_ids_cost")
         strategy = CostControlBandit(costs, subsidy_factor)
         return super().cold_start(list(ids), n_features, strategy=strategy, **kwargs)
@@ -938,7 +941,7 @@ class CmabBernoulliDP(DynamicPricingFamily, CmabBernoulli):
     def cold_start(cls, action_ids_price, n_features, **kwargs) -> CmabBernoulliDP:
         """``action_ids_price``: ``{action_id: price >= 0}``; any other argument of
         :meth:`CmabBernoulli.cold_start` but ``strategy``."""
-        _no_strategy(kwargs, cls.__name__)
+        no_strategy(kwargs, cls.__name__)
         ids, prices = ids_and_values(action_ids_price, "action_ids_price")
         return super().cold_start(list(ids), n_features, strategy=DynamicPricingBandit(prices), **kwargs)
 
@@ -951,7 +954,7 @@ class CmabBernoulliBAI(BestActionIdentificationFamily, CmabBernoulli):
     def cold_start(cls, action_ids, n_features, exploit_p=None, **kwargs) -> CmabBernoulliBAI:
         """``exploit_p`` in [0, 1] (None: PyBandits' 0.5); any other argument of
         :meth:`CmabBernoulli.cold_start` but ``strategy``."""
-        _no_strategy(kwargs, cls.__name__)
+        no_strategy(kwargs, cls.__name__)
         strategy = BestActionIdentificationBandit(0.5 if exploit_p is None else exploit_p)
         return super().cold_start(action_ids, n_features, strategy=strategy, **kwargs)
 
@@ -997,6 +1000,7 @@ class CmabBernoulliMO(MultiObjectiveFamily, CmabBernoulli):
         """The Bayesian MLP's arguments of :meth:`CmabBernoulli.cold_start` and ``n_objectives``
         (>= 1); epsilon-greedy, action controls, soft rewards and forgetting are not available
         for multi-objective models yet."""
+        cls._check_n_objectives(n_objectives)
         strategy = MultiObjectiveBandit() if _strategy is None else _strategy
         base = CmabBernoulli.cold_start(
             action_ids,

@@ -429,7 +429,7 @@ def _numbers(values: Any) -> list:
 
 def to_pybandits_state(mab: Any) -> tuple[str, str]:
     """``(class_name, json)`` in PyBandits 8.4.1's ``get_state()`` form (see the module docstring)."""
-    if type(mab).__name__ not in ("CmabBernoulli", "SmabBernoulli"):
+    if not getattr(mab, "_pybandits_exportable", True):
         raise ValueError(
             f"a {type(mab).__name__} cannot be written as a PyBandits state yet (only CmabBernoulli and "
             "SmabBernoulli models are)"

@@ -33,6 +33,7 @@ from bandits_jax._families import (
     DynamicPricingFamily,
     MultiObjectiveFamily,
     ids_and_values,
+    no_strategy,
 )
 from bandits_jax.likelihoods import BernoulliStats, SoftBernoulli, host_counts, saturating_add
 from bandits_jax.policies.base import stats_of
@@ -234,6 +235,12 @@ class SmabBernoulli(Bandit):
     # ------------------------------------------------------------------ hooks of the base
     @classmethod
     def _policy_of(cls, config: SmabConfig | None) -> Any:
+        vectors = (config or _PLAIN).n_objectives is not None
+        if vectors != issubclass(cls, MultiObjectiveFamily):
+            raise ValueError(
+                f"a {cls.__name__} cannot run n_objectives={(config or _PLAIN).n_objectives!r} "
+                f"(use {'SmabBernoulliMO' if vectors else 'SmabBernoulli'})"
+            )
         return _policy(config or _PLAIN)
 
     @classmethod
@@ -334,11 +341,6 @@ def _no_features(n: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- strategy families
-def _no_strategy(kwargs: dict, family: str) -> None:
-    if "strategy" in kwargs:
-        raise TypeError(f"{family} builds its strategy from its own arguments; do not pass strategy=")
-
-
 class SmabBernoulliCC(CostControlFamily, SmabBernoulli):
     """PyBandits' ``SmabBernoulliCC``: Beta-Bernoulli Thompson sampling with action costs and
     :class:`~bandits_jax.strategy.CostControlBandit` (see
@@ -354,7 +356,7 @@ class SmabBernoulliCC(CostControlFamily, SmabBernoulli):
     def cold_start(cls, action_ids_cost, subsidy_factor=0.5, **kwargs) -> SmabBernoulliCC:
         """``action_ids_cost``: ``{action_id: cost >= 0}``; ``subsidy_factor`` in [0, 1]; any other
         argument of :meth:`SmabBernoulli.cold_start` but ``strategy``."""
-        _no_strategy(kwargs, cls.__name__)
+        no_strategy(kwargs, cls.__name__)
         ids, costs = ids_and_values(action_ids_cost, "action_ids_cost")
         return super().cold_start(list(ids), strategy=CostControlBandit(costs, subsidy_factor), **kwargs)
 
@@ -367,7 +369,7 @@ class SmabBernoulliDP(DynamicPricingFamily, SmabBernoulli):
     def cold_start(cls, action_ids_price, **kwargs) -> SmabBernoulliDP:
         """``action_ids_price``: ``{action_id: price >= 0}``; any other argument of
         :meth:`SmabBernoulli.cold_start` but ``strategy``."""
-        _no_strategy(kwargs, cls.__name__)
+        no_strategy(kwargs, cls.__name__)
         ids, prices = ids_and_values(action_ids_price, "action_ids_price")
         return super().cold_start(list(ids), strategy=DynamicPricingBandit(prices), **kwargs)
 
@@ -380,7 +382,7 @@ class SmabBernoulliBAI(BestActionIdentificationFamily, SmabBernoulli):
     def cold_start(cls, action_ids, exploit_p=None, **kwargs) -> SmabBernoulliBAI:
         """``exploit_p`` in [0, 1] (None: PyBandits' 0.5); any other argument of
         :meth:`SmabBernoulli.cold_start` but ``strategy``."""
-        _no_strategy(kwargs, cls.__name__)
+        no_strategy(kwargs, cls.__name__)
         strategy = BestActionIdentificationBandit(0.5 if exploit_p is None else exploit_p)
         return super().cold_start(action_ids, strategy=strategy, **kwargs)
 
@@ -412,8 +414,20 @@ class SmabBernoulliMO(MultiObjectiveFamily, SmabBernoulli):
         chosen, probs = self.predict_arrays(n_samples, forbidden_actions)
         return chosen.tolist(), self._vector_rows(probs)
 
+    def __init__(self, *, action_ids, state: SmabState, strategy: Strategy, key: jax.Array):
+        ids = val.action_ids_tuple(list(action_ids) if isinstance(action_ids, tuple) else action_ids)
+        shape = np.shape(getattr(state, "n_successes", None))
+        if not isinstance(state, SmabState) or len(shape) != 2 or shape[0] != len(ids):
+            raise ValueError(
+                f"state must be a SmabState of counters (n_actions, n_objectives), one row per action "
+                f"({len(ids)}), got {state!r}"
+            )
+        config = SmabConfig(n_objectives=shape[1])
+        self.__dict__.update(self._build(ids, config, state, strategy, key).__dict__)
+
     @classmethod
     def _mo_model(cls, action_ids, n_objectives, strategy, random_seed):
+        cls._check_n_objectives(n_objectives)
         ids = val.action_ids_tuple(action_ids)
         config = SmabConfig(n_objectives=n_objectives)
         key = val.key_from_seed(val.random_seed(random_seed))

@@ -72,8 +72,10 @@ def edit_model_on_the_fly(current_mab: Mab, new_mab: Mab) -> Mab:
         ValueError: the networks cannot carry the learned state over: a different
             ``activation`` or ``use_residual_connections``, fewer features, a different number of
             hidden layers, or a narrower hidden layer in the template. The message names an action
-            in common, the setting, and both values. (With no action in common nothing is carried
-            over, so any structure is accepted.)
+            in common, the setting, and both values. Multi-objective models carry their state only
+            to a template of the same ``n_objectives`` (and, for a CMAB, the same network: it
+            does not grow yet). (With no action in common nothing is carried over, so any
+            structure is accepted.)
 
     Examples:
         >>> from bandits_jax.smab import SmabBernoulli

@@ -228,7 +228,7 @@ def test_cmab_mo_bad_rewards_leave_the_model_unchanged_and_settings_are_checked(
     with pytest.raises(ValueError, match="n_objectives"):
         CmabConfig(n_features=2, n_objectives=2, reward_type="gaussian", fit_reward_standardization=True)
     with pytest.raises(ValueError, match="CmabGaussian"):  # a Gaussian config runs in CmabGaussian only
-        CmabBernoulliMO._policy_of(
+        CmabBernoulli._policy_of(
             CmabConfig(n_features=2, reward_type="gaussian", fit_reward_standardization=True)
         )
 
@@ -262,3 +262,58 @@ def test_cmab_mo_action_view_counts_per_objective():
     mab.update(["a", "a"], [[1, 0], [1, 1]], np.zeros((2, 2)))
     view = mab.actions["a"]
     assert view.count == 4 and view.mean == [3 / 4, 2 / 4]
+
+
+def test_classes_configs_and_state_shapes_must_agree():
+    """(Review) the class, the config's n_objectives and the state's shapes are checked together."""
+    mo = CmabBernoulliMO.cold_start(["a", "b"], n_features=2, update_kwargs={"num_steps": 5}, random_seed=0)
+    plain = CmabBernoulli.cold_start(["a", "b"], n_features=2, update_kwargs={"num_steps": 5}, random_seed=0)
+    parts = dict(action_ids=["a", "b"], strategy=MultiObjectiveBandit(), key=mo.key)
+    with pytest.raises(ValueError, match="n_objectives"):
+        CmabBernoulli(config=mo.config, state=mo.state, **{**parts, "strategy": plain.strategy})
+    with pytest.raises(ValueError, match="n_objectives"):
+        CmabBernoulliMO(config=plain.config, state=plain.state, **parts)
+    with pytest.raises(ValueError, match="shapes"):
+        CmabBernoulliMO(config=mo.config, state=jax.tree.map(lambda x: x[:, 0], mo.state), **parts)
+    again = CmabBernoulliMO(config=mo.config, state=mo.state, **parts)
+    _leaves_equal(again.state, mo.state)
+    smab = SmabBernoulliMO.cold_start(["a", "b"], n_objectives=3, random_seed=0)
+    rebuilt = SmabBernoulliMO(
+        action_ids=["a", "b"], state=smab.state, strategy=MultiObjectiveBandit(), key=smab.key
+    )
+    assert rebuilt.n_objectives == 3
+    with pytest.raises(ValueError):
+        SmabBernoulli(action_ids=["a", "b"], state=smab.state, strategy=plain.strategy, key=smab.key)
+    for bad in (None, 0, 1.5, True):
+        with pytest.raises((TypeError, ValueError), match="n_objectives"):
+            SmabBernoulliMO.cold_start(["a"], n_objectives=bad)
+        with pytest.raises((TypeError, ValueError), match="n_objectives"):
+            CmabBernoulliMO.cold_start(["a"], n_features=2, n_objectives=bad)
+    # a cost-control strategy of the wrong length in a plain MO model
+    with pytest.raises(ValueError, match="one value per action"):
+        smab.with_strategy(MultiObjectiveCostControlBandit(np.ones(1), 0.0))
+
+
+def test_mo_rewards_as_arrays_and_jax_rows_and_clear_errors():
+    mab = SmabBernoulliMO.cold_start(["a", "b"], n_objectives=2, random_seed=0)
+    mab.update(["a", "b"], np.array([[1, 0], [0, 1]]))
+    mab.update(["a", "b"], jnp.array([[1, 1], [0, 0]]))
+    mab.update(["a", "b"], [jnp.ones(2, jnp.int32), jnp.zeros(2, jnp.int32)])
+    assert mab.actions["a"].n_successes == [4, 3] and mab.actions["b"].n_failures == [4, 3]
+    before = mab.get_state()
+    for bad, error in ((np.array(1), TypeError), (np.ones((2, 3)), ValueError), ([[[1], [0]]], TypeError)):
+        with pytest.raises(error, match="rewards"):
+            mab.update(["a"] * len(np.atleast_1d(bad)), bad)
+    assert mab.get_state() == before
+
+
+def test_policy_and_environment_refuse_a_mismatched_reward_model():
+    from bandits_jax.likelihoods import Bernoulli
+    from bandits_jax.simulation import WheelEnv, round_draws
+    from bandits_jax.strategy import ClassicBandit
+
+    policy = MultiObjective(BetaBernoulli(), n_objectives=2)
+    with pytest.raises(TypeError, match="multi-objective strategy"):
+        policy.predict(jax.random.key(0), policy.init(2), jnp.zeros((3, 0)), ClassicBandit())
+    with pytest.raises(ValueError, match="Gaussian"):
+        round_draws(jax.random.key(0), 0, 4, WheelEnv(0.5, rewards="paper"), Bernoulli())

@@ -103,7 +103,22 @@ class MultiObjective(PolicyBase):
     ) -> Prediction:
         """Every arm's draw from the base (one call), ``probs``, ``logits`` and ``mean_probs`` of
         shape ``(n_rows, n_actions, n_objectives)``; the strategy sees ``-inf`` in every objective
-        of a masked action."""
+        of a masked action, and must choose among reward vectors (a single-objective built-in such
+        as ``ClassicBandit`` is refused)."""
+        from bandits_jax.strategy import (
+            BestActionIdentificationBandit,
+            ClassicBandit,
+            CostControlBandit,
+            DynamicPricingBandit,
+        )
+
+        if isinstance(
+            strategy, (ClassicBandit, BestActionIdentificationBandit, CostControlBandit, DynamicPricingBandit)
+        ):
+            raise TypeError(
+                f"{type(strategy).__name__} compares single rewards; a MultiObjective policy needs a "
+                "multi-objective strategy (MultiObjectiveBandit, MultiObjectiveCostControlBandit)"
+            )
         return _predict(self, key, state, context, strategy, action_mask)
 
     def update_grouped(

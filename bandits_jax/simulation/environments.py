@@ -426,7 +426,7 @@ class WheelEnv(Environment):
     ``rewards="paper"`` plays the paper's wheel itself, for Gaussian rewards (a
     :class:`~bandits_jax.likelihoods.Gaussian` likelihood, e.g. ``CmabGaussian``):
     :meth:`expected_rewards` is then :meth:`reward_means` and the rewards are drawn as
-    :meth:`sample_paper_rewards` does, whatever the likelihood.
+    :meth:`sample_paper_rewards` does (another likelihood is refused).
 
     ``delta`` is data (traced under ``jit``, and ``jax.vmap`` can map over it); ``mu``, ``std``,
     ``bernoulli_scale`` and ``rewards`` are static. A ``delta`` with a leading axis is a stack of wheels for
@@ -541,6 +541,11 @@ class WheelEnv(Environment):
 
     def draw_rewards(self, key, expected, likelihood, t=None):
         if self.rewards == "paper":  # N(mean, std**2), the paper's noise
+            if getattr(likelihood, "name", None) != "gaussian":
+                raise ValueError(
+                    "WheelEnv(rewards='paper') draws real rewards: the policies need a Gaussian "
+                    f"likelihood, not {likelihood!r} (use the default rewards='bernoulli' for theirs)"
+                )
             return expected + self.std * _random.normal(key, expected.shape, expected.dtype)
         return likelihood.sample(key, expected)
 

@@ -10,6 +10,7 @@ start, load, transfer), that the strategy fits the family and the action set.
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -160,6 +161,15 @@ class MultiObjectiveFamily(_StrategyFamily):
         k = self.n_objectives
         if not isinstance(rewards, (list, tuple, np.ndarray, str, bytes)) and hasattr(rewards, "__array__"):
             rewards = np.asarray(rewards)  # a JAX array
+        elif isinstance(rewards, (list, tuple)) and rewards and isinstance(rewards[0], (list, tuple)):
+            try:  # the usual list of equal-length lists: one array, the vectorised check below
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")  # NumPy's ragged-array warnings: take the row loop
+                    candidate = np.asarray(rewards)
+            except (ValueError, TypeError, Warning):
+                candidate = None
+            if candidate is not None and candidate.ndim == 2 and candidate.dtype.kind in "iuf":
+                rewards = candidate
         if isinstance(rewards, np.ndarray) and rewards.ndim == 2 and rewards.dtype.kind in "biuf":
             if rewards.shape[1] != k:
                 raise ValueError(

@@ -39,6 +39,7 @@ __all__ = [
     "counts",
     "host_counts",
     "host_tallies",
+    "point_fit",
     "saturating_add",
 ]
 
@@ -461,6 +462,23 @@ class Gaussian:
         from bandits_jax import _validation
 
         return _validation.as_real_rewards(rewards, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class _UnitNoise:
+    """A Gaussian likelihood's log-density at ``log sigma = 0`` (see :func:`point_fit`)."""
+
+    base: Gaussian
+
+    def log_prob(self, y: Array, score: Array, latent: Any = None) -> Array:
+        return self.base.log_prob(y, score, jnp.zeros((*jnp.shape(score), 1), score.dtype))
+
+
+def point_fit(likelihood: Any) -> Any:
+    """The reward model a point-estimate fit (NeuralLinear's body, an ensemble's members) takes the
+    negative log-likelihood of: a :class:`Gaussian` at unit noise on its standardised targets, so
+    half the squared error (Riquelme et al.'s loss), any other likelihood as it is."""
+    return _UnitNoise(likelihood) if isinstance(likelihood, Gaussian) else likelihood
 
 
 def _masked_mean_std(y: Float[Array, "n rows"], valid: Bool[Array, "n rows"]) -> tuple[Array, Array]:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from bandits_jax import policies
+from bandits_jax.likelihoods import Gaussian
 from bandits_jax.policies import Feedback, GroupedFeedback
 from bandits_jax.strategy import BestActionIdentificationBandit, ClassicBandit
 from tests.conftest import count_compiles
@@ -24,7 +25,24 @@ NAMES = sorted(policies.REGISTRY)
 # Options that change a registered policy's state or update, covered like a policy of their own.
 VARIANTS = {
     "bnn_ts[replay]": lambda n: dataclasses.replace(policies.BnnTS.example(n), replay_capacity=16),
+    # Gaussian rewards: the conjugate posteriors (linear TS, LinUCB, NeuralLinear's head), point
+    # fits on standardised targets (the ensemble) and the BNN's noise latent
+    **{
+        f"{name}[gaussian]": (
+            lambda n, name=name: dataclasses.replace(
+                policies.REGISTRY[name].example(n), likelihood=Gaussian()
+            )
+        )
+        for name in ("bnn_ts", "ensemble", "lin_ucb", "linear_ts", "neural_linear")
+    },
+    "epsilon_greedy[gaussian]": lambda n: policies.EpsilonGreedy(
+        dataclasses.replace(policies.LinearTS.example(n), likelihood=Gaussian())
+    ),
 }
+
+
+def gaussian(policy) -> bool:
+    return isinstance(policy.likelihood, Gaussian)
 
 
 @pytest.fixture(params=NAMES + sorted(VARIANTS))
@@ -88,7 +106,8 @@ def test_predict_shapes_and_choice(policy, getkey):
     assert bool(jnp.isfinite(pred.probs).all() & jnp.isfinite(pred.mean_probs).all())
     assert not bool(jnp.isnan(pred.logits).any())  # a score of exactly 0 or 1 is a logit of -inf or inf
     np.testing.assert_array_equal(pred.actions, jnp.argmax(pred.probs, axis=1))
-    assert bool(((pred.probs >= 0) & (pred.probs <= 1)).all())
+    if not gaussian(policy):  # a Gaussian's "probs" are mean rewards, any real number
+        assert bool(((pred.probs >= 0) & (pred.probs <= 1)).all())
 
 
 def test_predict_never_picks_a_masked_action(policy, getkey):

@@ -283,7 +283,7 @@ def one_error_line(err: str) -> str:
         ("--policies", "beta_bernoulli", "'beta_bernoulli'; choose from bnn_ts"),
         ("--policies", ",", "expected comma-separated policy names"),
         ("--policies", "uniform,uniform", "must be distinct"),
-        ("--envs", "wheel,mars", "'mars'; choose from wheel, nonlinear"),
+        ("--envs", "wheel,mars", "'mars'; choose from wheel, wheel_gaussian, nonlinear"),
         ("--envs", "wheel:1.5", "delta must be a number in (0, 1), got '1.5'"),
         ("--envs", "logistic:2", "'logistic:2'; choose from wheel"),
         ("--seeds", "0", "expected a positive integer"),
@@ -381,3 +381,35 @@ def test_default_init_data_goes_to_policies_built_by_name_only(tmp_path, monkeyp
         ),
     ]
     assert showdown.DEFAULT_INIT_DATA == {"bnn_ts": {"sigma": 1.0}}
+
+
+def test_the_gaussian_wheel_plays_every_policy_with_a_gaussian_likelihood(tmp_path, count_sweeps):
+    """``wheel_gaussian`` is the paper's wheel (real rewards): the policies built by name get a
+    Gaussian likelihood and the environment's fixed standardisation (the caller's init data wins);
+    a policy object with binary rewards is refused before anything runs."""
+    from bandits_jax.likelihoods import Gaussian
+
+    gaussian_example = lambda n: LinearTS(n, newton_steps=2, likelihood=Gaussian())  # noqa: E731
+    with pytest.raises(ValueError, match="policy 'mine' must have a Gaussian likelihood"):
+        run(tmp_path, policies={"mine": LinearTS.example}, envs=("wheel_gaussian:0.5",))
+    with pytest.raises(ValueError, match="policy 'mine' must have binary rewards"):
+        run(tmp_path, policies={"mine": gaussian_example}, envs=("logistic",))
+    assert count_sweeps == []
+    out = run(
+        tmp_path,
+        policies={"mine": gaussian_example},
+        envs=("wheel_gaussian:0.5",),
+        init_data={"linear_ts": {"reward_scale": 5.0}},
+    )
+    cell = out["environments"]["wheel_gaussian:0.5"]
+    assert count_sweeps == ["WheelEnv"] and cell["description"] == "WheelEnv(0.5, rewards='paper')"
+    assert all("likelihood=Gaussian()" in text for text in cell["policies"].values())
+    settings = json.loads((tmp_path / "cells" / "wheel_gaussian_0.5.json").read_text())["settings"]
+    assert "'linear_ts', {'reward_loc': 0.0, 'reward_scale': 5.0}" in settings["init_data"]
+    assert "'mine'" not in settings["init_data"] and "'uniform'" not in settings["init_data"]
+    assert all(np.isfinite(c).all() for c in cell["cumulative_regret"].values())
+    assert cell["summary"]["uniform"]["normalised"]["mean"] == 1.0
+    for name in showdown.POLICIES:
+        assert isinstance(showdown.default_policy(name, 2, Gaussian()).likelihood, Gaussian)
+    assert showdown.environment_likelihood("wheel_gaussian:0.9") == Gaussian()
+    assert showdown.environment_likelihood("wheel:0.9") is None

@@ -65,7 +65,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--envs",
         type=_names("environment"),
         default=showdown.DEFAULT_ENVIRONMENTS,
-        help=f"comma-separated, from {','.join(showdown.ENVIRONMENTS)}, or wheel:DELTA "
+        help=f"comma-separated, from {','.join(showdown.ENVIRONMENTS)}, or wheel:DELTA, wheel_gaussian:DELTA "
         f"(default {','.join(showdown.DEFAULT_ENVIRONMENTS)})",
     )
     p.add_argument("--seeds", type=_positive_int, default=10, help="seeds 0..S-1, one run each (default 10)")

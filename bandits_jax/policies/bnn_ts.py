@@ -187,14 +187,16 @@ class BnnTS(PolicyBase):
         self,
         n_actions: int,
         mu: float | Array = 0.0,
-        sigma: float | Array = 10.0,
+        sigma: float | Array | None = None,
         dtype=None,
         use_layerwise_scaling: bool | Array = False,
         bias_std: float | Array | None = None,
         **reward_data: Any,
     ) -> BnnState | BnnReplayState:
         """Cold start: every weight's posterior is the prior ``(mu, sigma)``, counters at 1.
-        ``mu`` and ``sigma`` are traced: new values compile nothing. PyBandits' network options:
+        ``mu`` and ``sigma`` are traced: new values compile nothing. ``sigma`` None is PyBandits'
+        default for the reward model: 10 for Bernoulli rewards, 1 for Gaussian ones (on
+        standardised targets; a prior of 10 there makes the first fits diverge). PyBandits' network options:
         ``use_layerwise_scaling`` divides each layer's weight sigma by the square root of its fan-in
         (biases keep ``sigma``); ``bias_std`` is the biases' sigma instead of ``sigma``.
         ``reward_data``: a Gaussian likelihood's ``reward_loc``, ``reward_scale``, ``noise_sigma``
@@ -202,6 +204,8 @@ class BnnTS(PolicyBase):
         :class:`~bandits_jax.likelihoods.GaussianStats`)."""
         if reward_data and not isinstance(self.likelihood, Gaussian):
             raise TypeError(f"unexpected keyword(s) {sorted(reward_data)} for {self.likelihood.name} rewards")
+        if sigma is None:
+            sigma = 1.0 if isinstance(self.likelihood, Gaussian) else 10.0
         bias = sigma if bias_std is None else bias_std
         return _init(
             self,

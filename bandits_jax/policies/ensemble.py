@@ -93,7 +93,15 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 from bandits_jax import _random
 from bandits_jax.bnn import MLP, random_mlp
 from bandits_jax.config import CmabConfig, Network, SviSettings, optimizer
-from bandits_jax.likelihoods import Bernoulli, BernoulliStats, SoftBernoulliStats, saturating_add
+from bandits_jax.likelihoods import (
+    Bernoulli,
+    BernoulliStats,
+    Gaussian,
+    GaussianStats,
+    SoftBernoulliStats,
+    point_fit,
+    saturating_add,
+)
 from bandits_jax.policies import replay
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -111,7 +119,7 @@ class EnsembleState(NamedTuple):
     params: MLP
     anchor: MLP | None
     buffer: replay.ReplayBuffer | None
-    stats: BernoulliStats | SoftBernoulliStats
+    stats: BernoulliStats | SoftBernoulliStats | GaussianStats
     n_seen: Int[Array, " n_actions"]
 
     @property
@@ -150,7 +158,7 @@ class Ensemble(PolicyBase):
     prior_scale: float | None = 1.0
     replay_capacity: int | None = None
     bootstrap: bool = True
-    likelihood: Bernoulli = Bernoulli()
+    likelihood: Bernoulli | Gaussian = Bernoulli()
 
     def __post_init__(self):
         if not isinstance(self.network, Network):
@@ -191,11 +199,18 @@ class Ensemble(PolicyBase):
         """The optimizer settings in the form :func:`bandits_jax.config.optimizer` builds from."""
         return SviSettings(self.num_steps, self.step_size, self.optimizer_type)
 
-    def init(self, n_actions: int, seed: int | Int[ArrayLike, ""] = 0, dtype=None) -> EnsembleState:
+    def init(
+        self, n_actions: int, seed: int | Int[ArrayLike, ""] = 0, dtype=None, **reward_data: Any
+    ) -> EnsembleState:
         """Fresh members: action ``a``'s are drawn from ``split(fold_in(key(seed), a), n_members)``,
         so a state of ``n`` actions is the first ``n`` actions of a state of more. ``seed`` is data
-        (an int or a traced integer array): a new seed compiles nothing."""
-        return _init(self, n_actions, jnp.asarray(seed), dtype)
+        (an int or a traced integer array): a new seed compiles nothing. ``reward_data``: a
+        Gaussian likelihood's ``reward_loc``, ``reward_scale``, ... (data; see
+        :class:`~bandits_jax.likelihoods.GaussianStats`)."""
+        if reward_data and not isinstance(self.likelihood, Gaussian):
+            raise TypeError(f"unexpected keyword(s) {sorted(reward_data)} for {self.likelihood.name} rewards")
+        data = {k: (None if v is None else jnp.asarray(v)) for k, v in reward_data.items()}
+        return _init(self, n_actions, jnp.asarray(seed), dtype, data)
 
     def predict(
         self,
@@ -254,7 +269,7 @@ def _draw_members(policy: Ensemble, key, dtype) -> MLP:
 
 
 @partial(jax.jit, static_argnums=(0, 1, 3))
-def _init(policy: Ensemble, n_actions: int, seed, dtype) -> EnsembleState:
+def _init(policy: Ensemble, n_actions: int, seed, dtype, reward_data=None) -> EnsembleState:
     dtype = jnp.result_type(float) if dtype is None else dtype
     base = jax.random.key(seed)
     keys = jax.vmap(lambda a: jax.random.fold_in(base, a))(jnp.arange(n_actions))
@@ -266,9 +281,11 @@ def _init(policy: Ensemble, n_actions: int, seed, dtype) -> EnsembleState:
         if policy.bootstrap:
             row["w"] = jnp.zeros((policy.n_members,), dtype)
         buffer = replay.init(n_actions, policy.replay_capacity, row)
-    return EnsembleState(
-        params, anchor, buffer, policy.likelihood.init_stats(n_actions), jnp.zeros((n_actions,), jnp.int32)
-    )
+    if isinstance(policy.likelihood, Gaussian):
+        stats = policy.likelihood.init_stats(n_actions, **(reward_data or {}), dtype=dtype)
+    else:
+        stats = policy.likelihood.init_stats(n_actions)
+    return EnsembleState(params, anchor, buffer, stats, jnp.zeros((n_actions,), jnp.int32))
 
 
 @jax.jit
@@ -285,8 +302,9 @@ def _predict(policy: Ensemble, key, state: EnsembleState, context, strategy, act
     n_rows, n_actions, n_members = scores.shape
     pick = jax.random.randint(pick_key, (n_rows * n_actions,), 0, n_members).reshape(n_rows, n_actions)
     logits = jnp.take_along_axis(scores, pick[..., None], axis=-1)[..., 0]
-    mean = policy.likelihood.mean
-    return select(logits, mean(logits), mean(scores.mean(axis=-1)), strategy_key, strategy, action_mask)
+    lik = policy.likelihood  # Gaussian rewards: members fit standardised targets, mapped back here
+    logits, average = lik.scores(state.stats, logits), lik.scores(state.stats, scores.mean(axis=-1))
+    return select(logits, lik.mean(logits), lik.mean(average), strategy_key, strategy, action_mask)
 
 
 def _penalty(policy: Ensemble, params: MLP, anchor: MLP) -> Array:
@@ -303,7 +321,7 @@ def _fit_action(policy: Ensemble, params: MLP, anchor: MLP | None, x, y, weight,
     """``num_steps`` optax steps of one action's ``K`` members (vmapped) on rows ``x, y`` weighted
     ``weight`` (``(rows, K)``: zero on masked rows). Returns the members and the mean loss per step."""
     opt = optimizer(policy.svi)
-    lik = policy.likelihood
+    lik = point_fit(policy.likelihood)  # Gaussian: half the squared error on standardised targets
 
     def member_loss(p, p0, w):
         nll = -jnp.sum(w * lik.log_prob(y, jax.vmap(p)(x)))
@@ -342,19 +360,22 @@ def _update_grouped(
     # Masked rows are zeroed, not only weighted 0: 0 * NaN would still reach the gradient.
     x = jnp.where(valid[..., None], grouped.context.astype(dtype), 0)
     y = jnp.where(valid, grouped.rewards.astype(dtype), 0)
+    lik = policy.likelihood
+    prepared = lik.prepare(state.stats, y, valid)  # a Gaussian's standardisation, on a first batch
     # Action a draws from fold_in(key, a) only: its result does not depend on other actions' rows.
     keys = jax.vmap(lambda a: jax.random.fold_in(key, a))(jnp.arange(n_actions))
     w = jax.vmap(lambda k, v: _bootstrap_weights(policy, k, v, dtype))(keys, valid)
 
     buffer = state.buffer
     if buffer is None:
-        train_x, train_y, train_w = x, y, w
+        train_x, train_y, train_w = x, jnp.where(valid, lik.targets(prepared, y), 0), w
     else:
         rows = {"x": x, "y": y}
         if policy.bootstrap:
             rows["w"] = w
         buffer = replay.add(buffer, rows, valid)
-        train_x, train_y = buffer.rows["x"], buffer.rows["y"]
+        train_x = buffer.rows["x"]
+        train_y = jnp.where(buffer.valid, lik.targets(prepared, buffer.rows["y"]), 0)
         stored = (
             buffer.rows["w"] if policy.bootstrap else jnp.ones((*buffer.valid.shape, policy.n_members), dtype)
         )
@@ -382,6 +403,8 @@ def _update_grouped(
     params = jax.tree.map(choose, params, state.params)
     if buffer is not None:
         buffer = jax.tree.map(choose, buffer, state.buffer)
-    stats = policy.likelihood.update_stats(state.stats, y, valid, ok)
+    stats = lik.update_stats(prepared, y, valid, ok)
+    # a failed fit leaves what prepare settled undone too
+    stats = jax.tree.map(lambda new, old: jnp.where(ok, new, old), stats, state.stats)
     n_seen = jnp.where(ok, n_seen, state.n_seen)
     return EnsembleState(params, state.anchor, buffer, stats, n_seen), UpdateInfo(losses, ok, n_rows)

@@ -9,7 +9,9 @@ update, run by the same compiled function). Instead of a draw, a row ``x~ = [x, 
 
 and the strategy picks from ``likelihood.mean(score)`` (ClassicBandit: the argmax). With Gaussian
 rewards and noise variance 1 this is the disjoint LinUCB of Li et al. (``S_a = inv(A_a)`` with
-``A_a = I + sum x~ x~^T``); with Bernoulli rewards it is the Laplace-approximate UCB of the
+``A_a = I + sum x~ x~^T``; :class:`~bandits_jax.likelihoods.Gaussian` rewards use linear TS's
+Normal-inverse-gamma posterior, the bound's variance ``E[sigma**2] x~^T S_a x~`` in standardised
+units mapped back to rewards); with Bernoulli rewards it is the Laplace-approximate UCB of the
 generalised linear bandit. ``alpha`` (the width of the bound) is *data* in the state, one per
 action, so a sweep over it compiles nothing. The prediction is deterministic given the state: the
 key only feeds the strategy.
@@ -39,14 +41,14 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
-from bandits_jax.likelihoods import Bernoulli
+from bandits_jax.likelihoods import Bernoulli, Gaussian
 from bandits_jax.policies import linear_ts
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
 from bandits_jax.policies.linear_ts import LinearTS, LinearTSState
@@ -80,7 +82,7 @@ class LinUCB(PolicyBase):
     n_features: int
     newton_steps: int = 20
     fit_intercept: bool = True
-    likelihood: Bernoulli = Bernoulli()
+    likelihood: Bernoulli | Gaussian = Bernoulli()
 
     def __post_init__(self):
         self.posterior_policy  # noqa: B018 (validates the settings as LinearTS does)
@@ -100,12 +102,24 @@ class LinUCB(PolicyBase):
         """A small instance (5 Newton steps), for tests and demos."""
         return cls(n_features, newton_steps=5)
 
-    def init(self, n_actions: int, sigma: ArrayLike = 1.0, alpha: ArrayLike = 1.0, dtype=None) -> LinUCBState:
-        """The prior ``N(0, sigma**2 I)`` of every action (as :meth:`LinearTS.init`) and the bound's
-        width ``alpha >= 0`` (a scalar, or one per action). Both are data: new values compile
-        nothing (a scalar and a per-action ``alpha`` are two shapes, so two compilations)."""
+    def init(
+        self,
+        n_actions: int,
+        sigma: ArrayLike = 1.0,
+        alpha: ArrayLike = 1.0,
+        dtype=None,
+        *,
+        a0: ArrayLike | None = None,
+        b0: ArrayLike | None = None,
+        **reward_data: Any,
+    ) -> LinUCBState:
+        """The prior ``N(0, sigma**2 I)`` of every action (as :meth:`LinearTS.init`, with its
+        Gaussian-only ``a0``, ``b0`` and ``reward_data``) and the bound's width ``alpha >= 0`` (a
+        scalar, or one per action). All are data: new values compile nothing (a scalar and a
+        per-action ``alpha`` are two shapes, so two compilations)."""
         _check_alpha(alpha)
-        return _init(self, n_actions, jnp.asarray(sigma), jnp.asarray(alpha), dtype)
+        posterior = self.posterior_policy.init(n_actions, sigma, dtype, a0=a0, b0=b0, **reward_data)
+        return _with_alpha(posterior, jnp.asarray(alpha))
 
     def predict(
         self,
@@ -137,10 +151,9 @@ def _check_alpha(alpha) -> None:
         raise ValueError(f"alpha must be finite and >= 0, got {alpha!r}")
 
 
-@partial(jax.jit, static_argnums=(0, 1, 4))
-def _init(policy: LinUCB, n_actions: int, sigma, alpha, dtype) -> LinUCBState:
-    posterior = linear_ts._init(policy.posterior_policy, n_actions, sigma, dtype)
-    alpha = jnp.broadcast_to(alpha.astype(posterior.mean.dtype), (n_actions,))
+@jax.jit
+def _with_alpha(posterior: LinearTSState, alpha) -> LinUCBState:
+    alpha = jnp.broadcast_to(alpha.astype(posterior.mean.dtype), posterior.mean.shape[:1])
     return LinUCBState(posterior, alpha)
 
 
@@ -149,6 +162,9 @@ def _predict(policy: LinUCB, key, state: LinUCBState, context, strategy, action_
     post = state.posterior
     x = linear_ts._design(context, policy.fit_intercept, post.mean.dtype)
     mean, sd = linear_ts.score_moments(x, post.mean, post.cov)
-    logits = mean + state.alpha * sd
+    if post.noise is not None:  # Gaussian rewards: the weights' covariance is sigma**2 cov
+        sd = sd * jnp.sqrt(post.noise.b / (post.noise.a - 1)).astype(sd.dtype)
     lik = policy.likelihood
+    # on the reward scale (Gaussian rewards are fitted standardised; Bernoulli: the logit itself)
+    logits, mean = lik.scores(post.stats, mean + state.alpha * sd), lik.scores(post.stats, mean)
     return select(logits, lik.mean(logits), lik.mean(mean), key, strategy, action_mask)

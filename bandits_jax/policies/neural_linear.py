@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -54,10 +54,18 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from bandits_jax.bnn import MLP, random_mlp
 from bandits_jax.config import Network
-from bandits_jax.likelihoods import Bernoulli, BernoulliStats, SoftBernoulliStats, counts
-from bandits_jax.policies import replay
+from bandits_jax.likelihoods import (
+    Bernoulli,
+    BernoulliStats,
+    Gaussian,
+    GaussianStats,
+    SoftBernoulliStats,
+    counts,
+    point_fit,
+)
+from bandits_jax.policies import linear_ts, replay
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo
-from bandits_jax.policies.linear_ts import laplace_fit, thompson_prediction
+from bandits_jax.policies.linear_ts import NoisePosterior, laplace_fit, thompson_prediction
 from bandits_jax.strategy import ClassicBandit, Strategy
 
 __all__ = ["NeuralLinear", "NeuralLinearState"]
@@ -66,14 +74,19 @@ __all__ = ["NeuralLinear", "NeuralLinearState"]
 class NeuralLinearState(NamedTuple):
     """Per action slot: the network (the shared body, the same in every slot, and the action's own
     output unit), the head's Gaussian posterior on ``[body(x), 1]`` and its prior scale (data), the
-    replay buffer and the likelihood's counters."""
+    replay buffer and the likelihood's counters. With Gaussian rewards the head is the conjugate
+    Normal-inverse-gamma regression (as :class:`~bandits_jax.policies.LinearTS`'s): ``head_cov``
+    is then the weights' covariance per unit noise variance, ``noise`` the noise variance's
+    posterior and ``noise_prior`` its prior ``IG(a0, b0)`` (data; None for other rewards)."""
 
     net: MLP
     head_mean: Float[Array, "n_actions dim"]
     head_cov: Float[Array, "n_actions dim dim"]
     head_sigma: Float[Array, " n_actions"]
     buffer: replay.ReplayBuffer
-    stats: BernoulliStats | SoftBernoulliStats
+    stats: BernoulliStats | SoftBernoulliStats | GaussianStats
+    noise: NoisePosterior | None = None
+    noise_prior: NoisePosterior | None = None
 
     @property
     def n_actions(self) -> int:
@@ -109,7 +122,9 @@ class NeuralLinear(PolicyBase):
         head_context: give the head the raw context as well as the body's features, so that it
             contains the linear model (measured on the non-linear environment: without it, the
             head on a body trained on little data had higher regret than linear TS).
-        likelihood: the reward model.
+        likelihood: the reward model (Bernoulli: a Laplace head; Gaussian: the exact
+            Normal-inverse-gamma head on standardised targets, and the body fitted by squared
+            error on them, as Riquelme's).
     """
 
     network: Network
@@ -120,7 +135,7 @@ class NeuralLinear(PolicyBase):
     weight_decay: float = 3e-3
     newton_steps: int = 10
     head_context: bool = True
-    likelihood: Bernoulli = Bernoulli()
+    likelihood: Bernoulli | Gaussian = Bernoulli()
 
     #: the body is shared: an update may change an action that got no rows (see the contract tests)
     shares_across_actions: ClassVar[bool] = True
@@ -157,13 +172,23 @@ class NeuralLinear(PolicyBase):
         return self.network.hidden_dim_list[-1] + 1 + self.network.n_features * self.head_context
 
     def init(
-        self, n_actions: int, sigma: float | Array = 1.0, seed: int | Array = 0, dtype=None
+        self,
+        n_actions: int,
+        sigma: float | Array = 1.0,
+        seed: int | Array = 0,
+        dtype=None,
+        *,
+        a0: float | Array | None = None,
+        b0: float | Array | None = None,
+        **reward_data: Any,
     ) -> NeuralLinearState:
         """Cold start: a random body from ``seed`` (data; LeCun-normal weights, the same in every
         slot), action ``a``'s output unit from ``fold_in(key(seed), a)``, every head at its prior
         ``N(0, sigma**2 I)``, empty buffers, counters at 1. A state of ``n`` actions is the first
-        ``n`` actions of a state of more."""
-        return _init(self, n_actions, jnp.asarray(sigma), jnp.asarray(seed), dtype)
+        ``n`` actions of a state of more. Gaussian rewards only: the noise prior ``IG(a0, b0)`` and
+        the likelihood's ``reward_data``, as :meth:`LinearTS.init <bandits_jax.policies.LinearTS.init>`."""
+        a0, b0, reward_data = linear_ts.noise_prior_data(self.likelihood, a0, b0, reward_data)
+        return _init(self, n_actions, jnp.asarray(sigma), jnp.asarray(seed), dtype, a0, b0, reward_data)
 
     def features(
         self, state: NeuralLinearState, context: Float[ArrayLike, "n_rows n_features"]
@@ -196,6 +221,8 @@ class NeuralLinear(PolicyBase):
 def _body_slot(state: NeuralLinearState) -> Array:
     """The slot whose body is read: the one that has seen the most rows (all slots hold the same
     body once a model has been updated; after a transfer, the trained one)."""
+    if isinstance(state.stats, GaussianStats):
+        return jnp.argmax(state.stats.n_observations)
     successes, failures = counts(state.stats)
     return jnp.argmax(successes + failures)
 
@@ -218,7 +245,7 @@ def _features(head_context: bool, state: NeuralLinearState, context) -> Array:
 
 
 @partial(jax.jit, static_argnums=(0, 1, 4))
-def _init(policy: NeuralLinear, n_actions: int, sigma, seed, dtype) -> NeuralLinearState:
+def _init(policy: NeuralLinear, n_actions: int, sigma, seed, dtype, a0=None, b0=None, reward_data=None):
     dtype = jnp.result_type(float) if dtype is None else dtype
     net = policy.network
     key = jax.random.key(seed.astype(jnp.uint32))
@@ -245,14 +272,19 @@ def _init(policy: NeuralLinear, n_actions: int, sigma, seed, dtype) -> NeuralLin
     sigma = jnp.broadcast_to(sigma.astype(dtype), (n_actions,))
     eye = jnp.eye(d, dtype=dtype)
     row = {"context": jnp.zeros((net.n_features,), dtype), "reward": jnp.zeros((), dtype)}
-    return NeuralLinearState(
+    parts = (
         stacked,
         jnp.zeros((n_actions, d), dtype),
         sigma[:, None, None] ** 2 * eye,
         sigma,
         replay.init(n_actions, policy.replay_capacity, row),
-        policy.likelihood.init_stats(n_actions),
     )
+    if isinstance(policy.likelihood, Gaussian):
+        full = partial(jnp.broadcast_to, shape=(n_actions,))
+        prior = NoisePosterior(full(a0.astype(dtype)), full(b0.astype(dtype)))
+        stats = policy.likelihood.init_stats(n_actions, **(reward_data or {}), dtype=dtype)
+        return NeuralLinearState(*parts, stats, prior, prior)
+    return NeuralLinearState(*parts, policy.likelihood.init_stats(n_actions))
 
 
 def _replace_output(net: MLP, weight: Array, bias: Array) -> MLP:
@@ -263,21 +295,33 @@ def _replace_output(net: MLP, weight: Array, bias: Array) -> MLP:
 @partial(jax.jit, static_argnums=(0,))
 def _predict(policy, key, state: NeuralLinearState, context, strategy, action_mask) -> Prediction:
     x = _design(_body(state), jnp.asarray(context), policy.head_context)
+    if state.noise is not None:
+        return linear_ts.nig_thompson_prediction(
+            key,
+            policy.likelihood,
+            state.stats,
+            x,
+            state.head_mean,
+            state.head_cov,
+            state.noise,
+            strategy,
+            action_mask,
+        )
     return thompson_prediction(
         key, policy.likelihood, x, state.head_mean, state.head_cov, strategy, action_mask
     )
 
 
-def _train_body(policy: NeuralLinear, key, state: NeuralLinearState, buffer: replay.ReplayBuffer):
-    """``num_steps`` Adam steps of the body and every output unit on every action's buffer."""
+def _train_body(policy: NeuralLinear, key, state: NeuralLinearState, buffer: replay.ReplayBuffer, y):
+    """``num_steps`` Adam steps of the body and every output unit on every action's buffer, whose
+    targets are ``y`` (the rewards; standardised for Gaussian rewards, fitted by squared error)."""
     body = _body(state)
     heads = (state.net.layers[-1].weight, state.net.layers[-1].bias)  # (n_actions, width, 1), (n_actions, 1)
     params = (body.layers[:-1], heads)
     x = buffer.rows["context"]  # (n_actions, capacity, n_features)
-    y = buffer.rows["reward"]
     weight = buffer.valid.astype(x.dtype)
     n_actions, capacity = weight.shape
-    lik = policy.likelihood
+    lik = point_fit(policy.likelihood)  # Gaussian: half the squared error on standardised targets
 
     def loss_fn(params, rows):
         hidden, (w, b) = params
@@ -315,10 +359,14 @@ def _train_body(policy: NeuralLinear, key, state: NeuralLinearState, buffer: rep
 @partial(jax.jit, static_argnums=(0,))
 def _update_grouped(policy: NeuralLinear, key, state: NeuralLinearState, grouped: GroupedFeedback):
     dtype = state.head_mean.dtype
+    lik = policy.likelihood
     y = grouped.rewards.astype(dtype)
     rows = {"context": grouped.context.astype(dtype), "reward": y}
     buffer = replay.add(state.buffer, rows, grouped.valid)
-    net, losses = _train_body(policy, key, state, buffer)
+    stats = lik.prepare(state.stats, y, grouped.valid)  # a Gaussian's standardisation, on a first batch
+    # the buffer's targets (padding slots zeroed: no extreme value there turns non-finite)
+    targets = jnp.where(buffer.valid, lik.targets(stats, buffer.rows["reward"]), 0).astype(dtype)
+    net, losses = _train_body(policy, key, state, buffer, targets)
     net_ok = jnp.isfinite(losses).all() & jnp.all(
         jnp.asarray([jnp.isfinite(leaf).all() for leaf in jax.tree.leaves(net)])
     )
@@ -331,9 +379,16 @@ def _update_grouped(policy: NeuralLinear, key, state: NeuralLinearState, grouped
     eye = jnp.eye(policy.dim, dtype=dtype)
     precision0 = eye[None] / jnp.square(state.head_sigma)[:, None, None]
     mean0 = jnp.zeros_like(state.head_mean)
-    fit = jax.vmap(partial(laplace_fit, policy.likelihood, policy.newton_steps))
-    mean, _, cov = fit(mean0, precision0, x, buffer.rows["reward"], weight)
-    head_ok = jnp.isfinite(mean).all(-1) & jnp.isfinite(cov).all((-2, -1))
+    if state.noise is None:
+        fit = jax.vmap(partial(laplace_fit, lik, policy.newton_steps))
+        mean, _, cov = fit(mean0, precision0, x, targets, weight)
+        head_ok = jnp.isfinite(mean).all(-1) & jnp.isfinite(cov).all((-2, -1))
+        noise = None
+    else:
+        a0, b0 = state.noise_prior
+        mean, _, cov, a, b = jax.vmap(linear_ts.nig_fit)(mean0, precision0, a0, b0, x, targets, weight)
+        head_ok = jnp.isfinite(mean).all(-1) & jnp.isfinite(cov).all((-2, -1)) & jnp.isfinite(b) & (b > 0)
+        noise = NoisePosterior(a, b)
     ok = head_ok & net_ok
     any_rows = grouped.valid.any()
     keep_head = head_ok & any_rows
@@ -343,7 +398,14 @@ def _update_grouped(policy: NeuralLinear, key, state: NeuralLinearState, grouped
 
     net = jax.tree.map(lambda new, old: jnp.where(any_rows, new, old), net, state.net)
     buffer = jax.tree.map(lambda new, old: jnp.where(any_rows, new, old), buffer, state.buffer)
-    stats = policy.likelihood.update_stats(state.stats, y, grouped.valid)
+    if noise is not None:
+        noise = jax.tree.map(partial(choose, keep_head), noise, state.noise)
+        loc, scale = linear_ts.noise_latent(noise)
+        # the noise report of every action with new rows (the others keep their stats as they
+        # are; their head's ``noise`` is refitted all the same, its features having moved)
+        stats = lik.update_stats(stats, y, grouped.valid, keep_head, (loc, scale))
+    else:
+        stats = lik.update_stats(state.stats, y, grouped.valid)
     new_state = NeuralLinearState(
         net,
         choose(keep_head, mean, state.head_mean),
@@ -351,6 +413,8 @@ def _update_grouped(policy: NeuralLinear, key, state: NeuralLinearState, grouped
         state.head_sigma,
         buffer,
         stats,
+        noise,
+        state.noise_prior,
     )
     n = state.head_mean.shape[0]
     info = UpdateInfo(

@@ -57,8 +57,12 @@ def gamma_ge1(key: PRNGKeyArray, alpha: Array) -> Array:
         # XLA cannot recompute differently for the value and for the loop's condition
         return key, jnp.where((value == 0) & ok, d * (1.0 + t) ** 3, value)
 
+    # a non-finite alpha (unchecked data, e.g. traced in a sweep) gives NaN rather than a loop that
+    # never accepts
+    bad = ~jnp.isfinite(alpha)
     init = (key, jnp.zeros_like(alpha))
-    return jax.lax.while_loop(lambda carry: ~jnp.all(carry[1] > 0), body, init)[1]
+    value = jax.lax.while_loop(lambda carry: ~jnp.all((carry[1] > 0) | bad), body, init)[1]
+    return jnp.where(bad, jnp.nan, value)
 
 
 def beta_ge1(key: PRNGKeyArray, a: Array, b: Array, shape: tuple[int, ...]) -> tuple[Array, Array]:

@@ -361,6 +361,43 @@ class Gaussian:
     def is_cold(self, stats: GaussianStats) -> Bool[Array, " n_actions"]:
         return stats.n_observations == 0
 
+    #: :meth:`init_stats`' data and whether each must be > 0 (else any real number)
+    REWARD_DATA = {
+        "reward_loc": False,
+        "reward_scale": True,
+        "noise_sigma": True,
+        "noise_log_sigma_prior_std": True,
+    }
+
+    def check_reward_data(self, reward_data: dict) -> dict:
+        """Policies' ``init(**reward_data)`` checked as :class:`~bandits_jax.config.CmabConfig`
+        checks its fields (TypeError for an unknown name, ValueError naming a value that is not
+        finite in float32, not > 0 where it must be, or ``reward_loc`` / ``reward_scale`` given one
+        without the other); traced values pass unchecked. Returns the data as arrays (None kept:
+        fitted or guessed on the first update)."""
+        unknown = sorted(set(reward_data) - set(self.REWARD_DATA))
+        if unknown:
+            raise TypeError(
+                f"unexpected keyword(s) {unknown}; Gaussian rewards take {sorted(self.REWARD_DATA)}"
+            )
+        for name, value in reward_data.items():
+            if value is None or isinstance(value, jax.core.Tracer):
+                continue
+            if isinstance(value, (bool, str, np.bool_)):
+                raise TypeError(f"{name} must be a real number, got {value!r}")
+            with np.errstate(over="ignore", invalid="ignore"):
+                v = np.asarray(value, dtype=np.float64)
+                ok = np.isfinite(v).all() and np.isfinite(v.astype(np.float32)).all()
+            if not ok or (self.REWARD_DATA[name] and not (v > 0).all()):
+                need = "finite (in float32) and > 0" if self.REWARD_DATA[name] else "finite (in float32)"
+                raise ValueError(f"{name} must be {need}, got {value!r}")
+        if (reward_data.get("reward_loc") is None) != (reward_data.get("reward_scale") is None):
+            raise ValueError(
+                "reward_loc and reward_scale are either both given (a fixed standardisation) or both "
+                "unset (fitted on each action's first batch)"
+            )
+        return {k: (None if v is None else jnp.asarray(v)) for k, v in reward_data.items()}
+
     @staticmethod
     def _loc_scale(stats: GaussianStats) -> tuple[Array, Array]:
         """The standardisation in use: 0 and 1 while it is still to be fitted (PyBandits')."""

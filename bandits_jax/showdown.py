@@ -326,8 +326,33 @@ def _environment_init_data(env_name: str, init_data: Mapping, by_name: set[str],
     out = {name: dict(fields) for name, fields in init_data.items()}
     if extra:
         for name in sorted(by_name - {NORMALISER}):
-            out[name] = {**extra, **out.get(name, {}), **user.get(name, {})}
+            given = {**out.get(name, {}), **user.get(name, {})}
+            # the standardisation is one setting: a caller who gives either half gives both
+            skip = _STANDARDISATION if _STANDARDISATION & set(given) else set()
+            out[name] = {**{k: v for k, v in extra.items() if k not in skip}, **given}
     return out
+
+
+_STANDARDISATION = {"reward_loc", "reward_scale"}
+
+
+def _check_init_data(
+    players: Mapping[str, Any], data: Mapping[str, Mapping[str, Any]], env_name: str
+) -> None:
+    """Every ``init_data`` key is one its policy's ``init`` takes on this environment (ValueError
+    naming the policy, the environment and the keys), checked for all cells before any runs."""
+    from bandits_jax.policies.spec import init_parameters
+
+    absent = sorted(set(data) - set(players))
+    if absent:
+        raise ValueError(f"init_data names policies that do not play: {absent}")
+    for name, fields in data.items():
+        unknown = sorted(set(fields) - set(init_parameters(players[name])))
+        if unknown:
+            raise ValueError(
+                f"init_data[{name!r}] has {unknown}, which policy {name!r} does not take on environment "
+                f"{env_name!r} (it takes {list(init_parameters(players[name]))})"
+            )
 
 
 def _check_sklearn(kinds: Sequence[str]) -> None:
@@ -667,12 +692,18 @@ def run_showdown(
     bar = _Progress(len(environments) * n_rounds, progress)
     cells = {}
     try:
+        # every cell's players and init data first: a bad combination fails before anything runs
+        prepared = {}
         for env_name in environments:
             env, env_axis, description = make_environment(env_name, seeds)
             likelihood = environment_likelihood(env_name)
             players = {name: make(env.n_features, likelihood) for name, make in makers.items()}
             _check_likelihoods(players, env_name, likelihood)
             env_init_data = _environment_init_data(env_name, init_data, by_name, user_init_data)
+            _check_init_data(players, env_init_data, env_name)
+            prepared[env_name] = (env, env_axis, description, players, env_init_data)
+        for env_name in environments:
+            env, env_axis, description, players, env_init_data = prepared[env_name]
             settings = {
                 "format": FORMAT,
                 "environment": env_name,

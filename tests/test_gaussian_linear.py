@@ -173,11 +173,13 @@ def test_a_non_finite_gaussian_update_leaves_the_action_as_it_was(name):
     new, info = policy.update(jax.random.key(1), state, feedback(x, a, bad))
     assert not bool(info.ok[1])
     if name == "neural_linear":  # the body's fit fails (documented: every ok False, the previous
-        # body kept and the heads refitted on it); the head whose rows hold the NaN is kept
+        # body kept and the heads refitted on it); the head whose rows hold the NaN is kept, and
+        # so are its stats
         assert not bool(info.ok.any())
         assert_trees_equal(state.net, new.net)
         np.testing.assert_array_equal(state.head_mean[1], new.head_mean[1])
         np.testing.assert_array_equal(state.noise.b[1], new.noise.b[1])
+        assert_trees_equal(jax.tree.map(lambda v: v[1], state.stats), jax.tree.map(lambda v: v[1], new.stats))
         return
     post = lambda s: s.posterior if name == "lin_ucb" else s  # noqa: E731
     pick = lambda s: jax.tree.map(lambda leaf: np.asarray(leaf[1]), post(s).stats)  # noqa: E731
@@ -189,7 +191,77 @@ def test_a_non_finite_gaussian_update_leaves_the_action_as_it_was(name):
         assert bool(info.ok[0]) and not np.array_equal(post(state).mean[0], post(new).mean[0])
 
 
+def test_a_first_batch_that_fails_leaves_no_standardisation_behind():
+    """A NaN reward in an action's first batch: its fit fails and what ``prepare`` settled (the
+    standardisation, the noise guess) is undone, so the action is still cold (NaN: unset)."""
+    for name in ("linear_ts", "neural_linear", "ensemble"):
+        policy = dataclasses.replace(policies.REGISTRY[name].example(2), likelihood=Gaussian())
+        x, a, y = rows(8, n=30)
+        y[np.flatnonzero(a == 1)[0]] = np.nan
+        state, info = policy.update(jax.random.key(0), policy.init(2), feedback(x, a, y))
+        assert not bool(info.ok[1]), name
+        stats = state.posterior.stats if name == "lin_ucb" else state.stats
+        assert int(stats.n_observations[1]) == 0, name
+        assert np.isnan(stats.reward_loc[1]) and np.isnan(stats.noise_loc[1]), name
+        assert np.isnan(policy.likelihood.noise_std(stats)[1]), name
+
+
+def test_padding_rows_with_extreme_contexts_change_nothing():
+    """Masked rows hold other actions' rows: an infinite context there is inert (zeroed before any
+    product), for both likelihoods."""
+    x, a, y = rows(9, n=20)
+    for lik in (Gaussian(), None):
+        policy = LinearTS(2) if lik is None else LinearTS(2, likelihood=lik)
+        yy = (y > LOC).astype(np.int32) if lik is None else y
+        state = policy.init(2)
+        fb = feedback(x, a, yy)
+        clean, info = policy.update(jax.random.key(0), state, fb)
+        dirty_x = np.array(x)
+        dirty_x[-1] = np.inf
+        mask = np.arange(20) < 19
+        dirty, info_dirty = policy.update(
+            jax.random.key(0),
+            state,
+            Feedback(jnp.asarray(dirty_x), fb.actions, fb.rewards, jnp.asarray(mask)),
+        )
+        reference, _ = policy.update(jax.random.key(0), state, fb._replace(mask=jnp.asarray(mask)))
+        assert bool(info_dirty.ok.all())
+        assert_trees_equal(dirty, reference)
+
+
+def test_gamma_draws_of_a_non_finite_shape_are_nan_not_a_hang():
+    from bandits_jax import _random
+
+    out = _random.gamma_ge1(jax.random.key(0), jnp.array([2.0, jnp.inf, jnp.nan]))
+    assert np.isfinite(out[0]) and np.isnan(out[1:]).all()
+
+
 def test_gaussian_only_arguments_are_checked():
+    gaussian = LinearTS(2, likelihood=Gaussian())
+    for name, bad in (
+        ("reward_scale", {"reward_loc": 0.0, "reward_scale": -2.0}),
+        ("reward_scale", {"reward_loc": 0.0, "reward_scale": 0.0}),
+        ("reward_scale", {"reward_loc": 0.0, "reward_scale": 1e39}),
+        ("reward_loc", {"reward_loc": float("nan"), "reward_scale": 1.0}),
+        ("noise_sigma", {"noise_sigma": -1.0}),
+        ("noise_log_sigma_prior_std", {"noise_log_sigma_prior_std": 0.0}),
+        ("a0", {"a0": 1e39}),
+        ("b0", {"b0": 1e39}),
+    ):
+        for make in (gaussian.init, LinUCB(2, likelihood=Gaussian()).init):
+            with pytest.raises(ValueError, match=name):
+                make(2, **bad)
+        if name not in ("a0", "b0"):
+            with pytest.raises(ValueError, match=name):
+                dataclasses.replace(policies.Ensemble.example(2), likelihood=Gaussian()).init(2, **bad)
+    with pytest.raises(ValueError, match="both given"):
+        gaussian.init(2, reward_scale=2.0)
+    with pytest.raises(TypeError, match="reward_sd"):
+        gaussian.init(2, reward_sd=2.0)
+    # traced data passes unchecked: a sweep over the noise prior compiles one program
+    a = jax.jit(jax.vmap(lambda a0: gaussian.init(2, a0=a0).noise.a))(jnp.array([2.0, 3.0]))
+    assert a.tolist() == [[2.0, 2.0], [3.0, 3.0]]
+
     with pytest.raises(TypeError, match="a0"):
         LinearTS(2).init(2, a0=3.0)
     with pytest.raises(TypeError, match="reward_loc"):
@@ -217,3 +289,13 @@ def test_gaussian_linear_ts_learns_a_linear_gaussian_bandit():
     out = simulate_policies(players, env, jax.random.key(0), 15, 40)
     regret = {k: float(v.cumulative_regret[-1]) for k, v in out.items()}
     assert regret["linear_ts"] < 0.5 * regret["uniform"], regret
+
+
+def test_bernoulli_policies_do_not_take_the_noise_prior():
+    from bandits_jax.cmab import CmabBernoulli
+    from bandits_jax.policies.spec import init_parameters
+
+    assert "a0" not in init_parameters(LinearTS(2)) and "reward_loc" not in init_parameters(LinearTS(2))
+    assert {"a0", "b0", "reward_loc"} <= set(init_parameters(LinearTS(2, likelihood=Gaussian())))
+    with pytest.raises(ValueError, match="a0"):
+        CmabBernoulli.cold_start(["a", "b"], 2, policy="linear_ts", policy_kwargs={"a0": 3.0})

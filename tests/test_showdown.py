@@ -399,13 +399,13 @@ def test_the_gaussian_wheel_plays_every_policy_with_a_gaussian_likelihood(tmp_pa
         tmp_path,
         policies={"mine": gaussian_example},
         envs=("wheel_gaussian:0.5",),
-        init_data={"linear_ts": {"reward_scale": 5.0}},
+        init_data={"linear_ts": {"reward_scale": 5.0, "reward_loc": 1.0}},
     )
     cell = out["environments"]["wheel_gaussian:0.5"]
     assert count_sweeps == ["WheelEnv"] and cell["description"] == "WheelEnv(0.5, rewards='paper')"
     assert all("likelihood=Gaussian()" in text for text in cell["policies"].values())
     settings = json.loads((tmp_path / "cells" / "wheel_gaussian_0.5.json").read_text())["settings"]
-    assert "'linear_ts', {'reward_loc': 0.0, 'reward_scale': 5.0}" in settings["init_data"]
+    assert "'linear_ts', {'reward_scale': 5.0, 'reward_loc': 1.0}" in settings["init_data"]
     assert "'mine'" not in settings["init_data"] and "'uniform'" not in settings["init_data"]
     assert all(np.isfinite(c).all() for c in cell["cumulative_regret"].values())
     assert cell["summary"]["uniform"]["normalised"]["mean"] == 1.0
@@ -413,3 +413,28 @@ def test_the_gaussian_wheel_plays_every_policy_with_a_gaussian_likelihood(tmp_pa
         assert isinstance(showdown.default_policy(name, 2, Gaussian()).likelihood, Gaussian)
     assert showdown.environment_likelihood("wheel_gaussian:0.9") == Gaussian()
     assert showdown.environment_likelihood("wheel:0.9") is None
+
+
+def test_environment_init_data_merges_the_standardisation_as_one_setting(tmp_path, count_sweeps):
+    merge = showdown._environment_init_data
+    by_name = {"linear_ts", "uniform"}
+    env = "wheel_gaussian:0.9"
+    assert merge(env, {}, by_name, {}) == {"linear_ts": {"reward_loc": 0.0, "reward_scale": 10.0}}
+    # asking for a fitted standardisation drops both defaults; one half given drops both too
+    fitted = {"linear_ts": {"reward_loc": None, "reward_scale": None}}
+    assert merge(env, fitted, by_name, fitted) == fitted
+    assert merge(env, {}, by_name, {"linear_ts": {"reward_scale": 3.0}}) == {
+        "linear_ts": {"reward_scale": 3.0}
+    }
+    assert merge("wheel:0.9", {}, by_name, {}) == {}
+    # Gaussian-only data on a Bernoulli cell fails before any cell runs (here the second one)
+    with pytest.raises(ValueError, match=r"init_data\['linear_ts'\] has \['a0'\].*'wheel:0.5'"):
+        run(
+            tmp_path,
+            policies=["linear_ts"],
+            envs=("wheel_gaussian:0.5", "wheel:0.5"),
+            init_data={"linear_ts": {"a0": 3.0}},
+        )
+    with pytest.raises(ValueError, match="do not play"):
+        run(tmp_path, policies=["linear_ts"], init_data={"bnn_ts": {"sigma": 3.0}})
+    assert count_sweeps == []

@@ -215,7 +215,7 @@ class BnnTS(PolicyBase):
             dtype,
             jnp.asarray(use_layerwise_scaling).astype(bool),  # traced in a sweep
             jnp.asarray(bias),
-            {k: (None if v is None else jnp.asarray(v)) for k, v in reward_data.items()},
+            self.likelihood.check_reward_data(reward_data) if reward_data else {},
         )
 
     def predict(

@@ -147,7 +147,9 @@ class Ensemble(PolicyBase):
         replay_capacity: None streams; an int keeps that many latest rows per action and refits
             them all at each update.
         bootstrap: weight every row by an independent ``2 * Bernoulli(1/2)`` per member, drawn once.
-        likelihood: the reward model.
+        likelihood: the reward model. With Gaussian rewards the members fit the standardised
+            targets by squared error and score in reward units; no noise model is fitted, so the
+            likelihood's ``noise_std`` reports the first batch's guess.
     """
 
     network: Network
@@ -209,7 +211,7 @@ class Ensemble(PolicyBase):
         :class:`~bandits_jax.likelihoods.GaussianStats`)."""
         if reward_data and not isinstance(self.likelihood, Gaussian):
             raise TypeError(f"unexpected keyword(s) {sorted(reward_data)} for {self.likelihood.name} rewards")
-        data = {k: (None if v is None else jnp.asarray(v)) for k, v in reward_data.items()}
+        data = self.likelihood.check_reward_data(reward_data) if reward_data else {}
         return _init(self, n_actions, jnp.asarray(seed), dtype, data)
 
     def predict(

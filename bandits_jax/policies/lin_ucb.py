@@ -70,7 +70,8 @@ class LinUCBState(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class LinUCB(PolicyBase):
-    """Disjoint LinUCB on linear TS's streaming Laplace posterior (static settings).
+    """Disjoint LinUCB on linear TS's posterior (streaming Laplace; Normal-inverse-gamma with
+    Gaussian rewards) (static settings).
 
     Attributes:
         n_features: context columns (an intercept is appended when ``fit_intercept``).
@@ -137,8 +138,8 @@ class LinUCB(PolicyBase):
     def update_grouped(
         self, key: PRNGKeyArray, state: LinUCBState, grouped: GroupedFeedback
     ) -> tuple[LinUCBState, UpdateInfo]:
-        """Linear TS's streaming Laplace update of every action's posterior (``alpha`` unchanged;
-        the key is unused)."""
+        """Linear TS's update of every action's posterior (streaming Laplace; with Gaussian
+        rewards the conjugate one; ``alpha`` unchanged; the key is unused)."""
         posterior, info = linear_ts._update_grouped(self.posterior_policy, state.posterior, grouped)
         return LinUCBState(posterior, state.alpha), info
 

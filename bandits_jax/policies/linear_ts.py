@@ -98,12 +98,14 @@ class LinearTSState(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class LinearTS(PolicyBase):
-    """Linear Thompson sampling with a streaming Laplace posterior (static settings).
+    """Linear Thompson sampling with a streaming Laplace posterior, or with Gaussian rewards the
+    exact Normal-inverse-gamma one (static settings).
 
     Attributes:
         n_features: context columns (an intercept is appended when ``fit_intercept``).
         newton_steps: damped Newton iterations per update (each batch's MAP is reached to float
-            precision in well under 20 from the previous mean on the benchmarks' problems).
+            precision in well under 20 from the previous mean on the benchmarks' problems; unused
+            with Gaussian rewards, whose update is closed-form).
         fit_intercept: append a constant 1 to every context.
         likelihood: the reward model (Bernoulli: the Laplace posterior; Gaussian: the exact
             Normal-inverse-gamma one, see the module docstring).
@@ -169,8 +171,8 @@ class LinearTS(PolicyBase):
     def update_grouped(
         self, key: PRNGKeyArray, state: LinearTSState, grouped: GroupedFeedback
     ) -> tuple[LinearTSState, UpdateInfo]:
-        """Streaming Laplace update of every action on its own rows (the key is unused: the update
-        is deterministic). An action without rows keeps its posterior exactly; one whose update is
+        """Streaming Laplace update (Gaussian rewards: the conjugate one) of every action on its own
+        rows (the key is unused: the update is deterministic). An action without rows keeps its posterior exactly; one whose update is
         not finite keeps it too (``info.ok`` False)."""
         return _update_grouped(self, state, grouped)
 
@@ -193,7 +195,7 @@ def noise_prior_data(likelihood, a0, b0, reward_data: dict) -> tuple[Array, Arra
     a0 = NOISE_PRIOR[0] if a0 is None else a0
     b0 = NOISE_PRIOR[1] if b0 is None else b0
     _check_noise_prior(a0, b0)
-    data = {k: (None if v is None else jnp.asarray(v)) for k, v in reward_data.items()}
+    data = likelihood.check_reward_data(reward_data) if reward_data else {}
     return jnp.asarray(a0), jnp.asarray(b0), data
 
 
@@ -204,10 +206,13 @@ def _check_noise_prior(a0, b0) -> None:
             continue
         if isinstance(value, (bool, str)) or isinstance(value, np.bool_):
             raise TypeError(f"{name} must be a real number, got {value!r}")
-        v = np.asarray(value, dtype=float)
-        if not (np.isfinite(v).all() and (v > low).all()):
+        with np.errstate(over="ignore", invalid="ignore"):
+            v = np.asarray(value, dtype=float)
+            # data of the float32 state: finite there too (1e39 would turn into inf)
+            finite = np.isfinite(v).all() and np.isfinite(v.astype(np.float32)).all()
+        if not (finite and (v > low).all()):
             bound = "> 1" if name == "a0" else "> 0"
-            raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
+            raise ValueError(f"{name} must be finite (in float32) and {bound}, got {value!r}")
 
 
 @partial(jax.jit, static_argnums=(0, 1, 3))
@@ -351,7 +356,9 @@ def laplace_fit(likelihood, newton_steps, mean0, precision0, x, y, weight):
 @partial(jax.jit, static_argnums=(0,))
 def _update_grouped(policy: LinearTS, state: LinearTSState, grouped: GroupedFeedback):
     dtype = state.mean.dtype
-    x = _design(grouped.context, policy.fit_intercept, dtype)
+    # padding rows hold other actions' rows: zeroed, so that no extreme context there (1e20, inf)
+    # reaches a product that its zero weight would not cancel
+    x = _design(jnp.where(grouped.valid[..., None], grouped.context, 0), policy.fit_intercept, dtype)
     y = grouped.rewards.astype(dtype)
     weight = grouped.valid.astype(dtype)
     if state.noise is not None:

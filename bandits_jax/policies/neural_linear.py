@@ -372,8 +372,10 @@ def _update_grouped(policy: NeuralLinear, key, state: NeuralLinearState, grouped
     )
     net = jax.tree.map(lambda new, old: jnp.where(net_ok, new, old), net, state.net)
     body = jax.tree.map(lambda leaf, s=_body_slot(state): leaf[s], net)
+    # empty slots zeroed (their zero weight would not cancel an extreme context)
+    contexts = jnp.where(buffer.valid[..., None], buffer.rows["context"], 0)
     x = jax.vmap(partial(_design, body, head_context=policy.head_context))(
-        buffer.rows["context"]
+        contexts
     )  # (n_actions, capacity, dim)
     weight = buffer.valid.astype(dtype)
     eye = jnp.eye(policy.dim, dtype=dtype)
@@ -403,7 +405,9 @@ def _update_grouped(policy: NeuralLinear, key, state: NeuralLinearState, grouped
         loc, scale = linear_ts.noise_latent(noise)
         # the noise report of every action with new rows (the others keep their stats as they
         # are; their head's ``noise`` is refitted all the same, its features having moved)
-        stats = lik.update_stats(stats, y, grouped.valid, keep_head, (loc, scale))
+        new_stats = lik.update_stats(stats, y, grouped.valid, keep_head, (loc, scale))
+        # an action whose head failed keeps its stats as they were (prepare's changes undone)
+        stats = jax.tree.map(lambda n, o: jnp.where(keep_head, n, o), new_stats, state.stats)
     else:
         stats = lik.update_stats(state.stats, y, grouped.valid)
     new_state = NeuralLinearState(

@@ -85,13 +85,25 @@ def from_json(data: Any) -> Any:
 
 def init_parameters(policy: Any) -> tuple[str, ...]:
     """The data a policy's ``init`` takes besides the action count (``sigma``, ``seed``, ...)."""
+    from bandits_jax.likelihoods import Gaussian
+
+    gaussian = isinstance(getattr(policy, "likelihood", None), Gaussian)
     names = []
     for name, param in inspect.signature(policy.init).parameters.items():
-        if param.kind is inspect.Parameter.VAR_KEYWORD:  # passed on to a base policy
-            names += init_parameters(policy.base) if hasattr(policy, "base") else []
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            if hasattr(policy, "base"):  # passed on to a base policy
+                names += init_parameters(policy.base)
+            elif gaussian:  # the likelihood's data (standardisation, noise guess)
+                names += [n for n in Gaussian.REWARD_DATA if n not in names]
+        elif name in GAUSSIAN_ONLY and not gaussian:
+            continue
         elif name not in ("n_actions", "dtype"):
             names.append(name)
     return tuple(names)
+
+
+#: ``init`` arguments that only a policy with Gaussian rewards takes (its noise prior).
+GAUSSIAN_ONLY = ("a0", "b0")
 
 
 def build(

@@ -245,6 +245,11 @@ def sweep(
     state = _sweep_init(
         items, env, keys, data, legacy=legacy, n_actions=n_actions, mesh=mesh, env_axis=env_axis
     )
+    # Wait for the (small) initial state before the rounds are dispatched: XLA:CPU (jax 0.10.2) was
+    # seen to hang for good, every thread idle, with a pool worker of the rounds' program waiting
+    # on its inputs (gdb; 5 times in long showdown cells); a program whose inputs are ready at
+    # dispatch never waits on them there.
+    state = jax.block_until_ready(state)
     chunks = []
     for start in range(0, n_rounds, chunk_rounds):
         length = min(chunk_rounds, n_rounds - start)

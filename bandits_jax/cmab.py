@@ -38,7 +38,7 @@ from bandits_jax._families import (
 from bandits_jax._object import CounterSaturationWarning
 from bandits_jax.bnn import MLP
 from bandits_jax.config import CmabConfig, make_config
-from bandits_jax.likelihoods import GaussianStats, host_counts
+from bandits_jax.likelihoods import Gaussian, GaussianStats, host_counts
 from bandits_jax.policies.base import UpdateInfo, stats_of
 from bandits_jax.policies.bnn_ts import BnnState, BnnTS
 from bandits_jax.strategy import (
@@ -376,7 +376,10 @@ class CmabBernoulli(Bandit):
                 f"a {cls.__name__} cannot run config.n_objectives={getattr(config, 'n_objectives', None)!r} "
                 f"(use {'CmabBernoulliMO' if vectors else 'CmabBernoulli'})"
             )
-        gaussian = isinstance(config, CmabConfig) and config.reward_type == "gaussian"
+        if isinstance(config, CmabConfig):
+            gaussian = config.reward_type == "gaussian"
+        else:
+            gaussian = isinstance(getattr(config.policy, "likelihood", None), Gaussian)
         if gaussian != (cls._kind == "cmab_gaussian"):
             raise ValueError(
                 f"a {cls.__name__} cannot run {'Gaussian' if gaussian else 'Bernoulli'} rewards "
@@ -719,6 +722,8 @@ def _posterior_mean_logits(policy, state, context) -> jax.Array:
     if own is not None:
         return own(state, context)
     p = policy.predict(jax.random.key(0), state, context).mean_probs
+    if isinstance(getattr(policy, "likelihood", None), Gaussian):  # the mean reward is the score
+        return p
     return jnp.log(p) - jnp.log1p(-p)
 
 
@@ -810,6 +815,7 @@ class CmabGaussian(CmabBernoulli):
         noise_sigma=None,
         noise_log_sigma_prior_std=0.5,
         policy: str = "bnn_ts",
+        policy_kwargs: Mapping[str, Any] | None = None,
     ) -> CmabGaussian:
         """A model whose every action's posterior is the prior; the arguments of
         :meth:`CmabBernoulli.cold_start` (the Bayesian MLP's) plus PyBandits' Gaussian ones:
@@ -828,14 +834,67 @@ class CmabGaussian(CmabBernoulli):
                 (the targets are standardised; PyBandits' default).
             calibrate_output_bias: start each action's output bias at its first batch's mean target.
             decay_factor: PyBandits' forgetting; ``log sigma``'s posterior widens with the weights'.
+            policy, policy_kwargs: as :meth:`CmabBernoulli.cold_start`: ``linear_ts``, ``lin_ucb``,
+                ``neural_linear`` (exact Normal-inverse-gamma posteriors; their noise prior
+                ``IG(a0, b0)`` in ``policy_kwargs``, Riquelme et al.'s 6 and 6 by default),
+                ``ensemble`` and ``epsilon_greedy`` play Gaussian rewards too, on the same
+                standardisation (``decay_factor`` is the Bayesian MLP's only; an exploring row
+                of ``epsilon_greedy`` reports the uniform draws on [0, 1) it chose by, not rewards).
 
         Raises:
             ValueError / TypeError naming the argument, as PyBandits would (e.g. neither
             ``fit_reward_standardization`` nor both ``reward_loc`` and ``reward_scale``).
         """
-        if policy != "bnn_ts":
-            raise ValueError(
-                f"policy must be 'bnn_ts' for Gaussian rewards (the Bayesian MLP), got {policy!r}"
+        if policy != "bnn_ts" or policy_kwargs is not None:
+            if decay_factor is not None:
+                raise ValueError(
+                    f"decay_factor with Gaussian rewards is for policy 'bnn_ts' only, got policy {policy!r}"
+                )
+            # the reward arguments, checked as the Bayesian MLP's config checks them
+            rewards = CmabConfig(
+                n_features=1,
+                reward_type="gaussian",
+                fit_reward_standardization=fit_reward_standardization,
+                reward_loc=reward_loc,
+                reward_scale=reward_scale,
+                noise_sigma=noise_sigma,
+                noise_log_sigma_prior_std=noise_log_sigma_prior_std,
+            ).reward_data
+            kwargs = dict(policy_kwargs or {})
+            gaussian_only = {k: kwargs.pop(k) for k in ("a0", "b0") if k in kwargs}
+            base = CmabBernoulli.cold_start(  # validates the shared arguments, with Bernoulli rewards
+                action_ids,
+                n_features,
+                hidden_dim_list,
+                activation,
+                use_residual_connections,
+                dist_type,
+                dist_params_init,
+                update_kwargs,
+                strategy,
+                random_seed,
+                epsilon=epsilon,
+                default_action=default_action,
+                default_action_fraction=default_action_fraction,
+                limited_actions=limited_actions,
+                limited_action_fraction=limited_action_fraction,
+                use_layerwise_scaling=use_layerwise_scaling,
+                bias_std=bias_std,
+                calibrate_output_bias=calibrate_output_bias,
+                policy=policy,
+                policy_kwargs=kwargs,
+            )
+            if policy in ("forgetting", "beta_bernoulli"):
+                raise ValueError(f"policy {policy!r} does not take Gaussian rewards")
+            from bandits_jax.policies import spec
+
+            learner = spec.with_likelihood(base.config.policy, Gaussian(), "Gaussian rewards")
+            init = {**dict(base.config.init), **rewards, **gaussian_only}
+            learner.init(1, **init)  # checks the Gaussian init data (a0, b0) before anything is kept
+            config = PolicyConfig(base.config.n_features, learner, tuple(sorted(init.items())))
+            state = cls._cold_state(config, len(base._mask))
+            return cls._from_padded(
+                base._action_ids, config, state, base.strategy, base.key, base.exploration
             )
         if dist_params_init is None or (
             isinstance(dist_params_init, Mapping) and "sigma" not in dist_params_init

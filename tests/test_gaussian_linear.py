@@ -299,3 +299,89 @@ def test_bernoulli_policies_do_not_take_the_noise_prior():
     assert {"a0", "b0", "reward_loc"} <= set(init_parameters(LinearTS(2, likelihood=Gaussian())))
     with pytest.raises(ValueError, match="a0"):
         CmabBernoulli.cold_start(["a", "b"], 2, policy="linear_ts", policy_kwargs={"a0": 3.0})
+
+
+OBJECT_POLICIES = {
+    "linear_ts": ({"a0": 3.0}, None),
+    "lin_ucb": ({"alpha": 0.5}, None),
+    "neural_linear": ({"num_steps": 5, "replay_capacity": 32}, [4]),
+    "ensemble": ({"n_members": 2, "num_steps": 5}, [4]),
+    # epsilon 0: an exploring row's scores are uniform draws on [0, 1), not rewards (documented)
+    "epsilon_greedy": ({"epsilon": 0.0}, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OBJECT_POLICIES))
+def test_cmab_gaussian_runs_every_linear_and_neural_policy_by_name(name, tmp_path):
+    """``CmabGaussian.cold_start(policy=...)``: predictions in reward units with the noise std,
+    counts, save/load exactly, and the same errors as for the Bayesian MLP."""
+    from bandits_jax.cmab import CmabGaussian
+
+    kwargs, hidden = OBJECT_POLICIES[name]
+    mab = CmabGaussian.cold_start(
+        ["a", "b"],
+        n_features=2,
+        hidden_dim_list=hidden,
+        reward_loc=100.0,
+        reward_scale=10.0,
+        policy=name,
+        policy_kwargs=kwargs,
+        random_seed=0,
+    )
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2))
+    actions, means, noise = mab.predict(x)
+    rewards = 100.0 + 10.0 * x[:, 0] + rng.normal(size=40)
+    mab.update(actions, rewards.tolist(), x)
+    seen = {a: actions.count(a) for a in ("a", "b")}
+    assert [mab.actions[a].count for a in ("a", "b")] == [seen["a"], seen["b"]]
+    for a in ("a", "b"):
+        if seen[a]:
+            np.testing.assert_allclose(
+                mab.actions[a].mean, rewards[np.asarray(actions) == a].mean(), rtol=1e-5
+            )
+    actions, means, noise = mab.predict(x[:3])
+    # reward units: the sampled means of a trained action lie near the rewards (100 +- 30)
+    trained = max(seen, key=seen.get)
+    assert all(60 < row[trained] < 140 for row in means), means
+    assert all(np.isfinite(row[trained]) and row[trained] > 0 for row in noise)
+    pm = mab.posterior_mean(x[:3])
+    assert pm.shape == (3, 2) and 60 < pm[:, ["a", "b"].index(trained)].mean() < 140
+    path = tmp_path / "m.zip"
+    mab.save(path)
+    back = CmabGaussian.load(path)
+    np.testing.assert_array_equal(back.posterior_mean(x[:3]), pm)
+    np.testing.assert_array_equal(back.noise_std(), mab.noise_std())
+
+
+def test_cmab_gaussian_policy_errors_name_the_argument():
+    from bandits_jax.cmab import CmabGaussian
+    from bandits_jax.transfer import edit_model_on_the_fly
+
+    std = {"reward_loc": 0.0, "reward_scale": 1.0}
+    for kwargs, match in (
+        ({"decay_factor": 0.9, "policy": "linear_ts"}, "decay_factor"),
+        ({"policy": "beta_bernoulli"}, "beta_bernoulli"),
+        ({"policy": "linear_ts", "policy_kwargs": {"a0": 0.5}}, "a0"),
+        ({"policy": "linear_ts", "policy_kwargs": {"b0": -1.0}}, "b0"),
+        ({"policy": "lin_ucb", "policy_kwargs": {"reward_sd": 1.0}}, "reward_sd"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            CmabGaussian.cold_start(["a", "b"], n_features=2, **std, **kwargs)
+    with pytest.raises(ValueError, match="reward_loc and reward_scale"):
+        CmabGaussian.cold_start(["a", "b"], n_features=2, policy="linear_ts")
+    # a transfer keeps the policy: actions may be added, another policy is refused
+    mab = CmabGaussian.cold_start(["a", "b"], n_features=2, **std, policy="linear_ts", random_seed=0)
+    x = np.random.default_rng(1).normal(size=(20, 2))
+    mab.update(["a"] * 20, (1.0 + x[:, 0]).tolist(), x)
+    grown = edit_model_on_the_fly(
+        mab, CmabGaussian.cold_start(["a", "b", "c"], n_features=2, **std, policy="linear_ts")
+    )
+    np.testing.assert_array_equal(grown.posterior_mean(x[:2])[:, :2], mab.posterior_mean(x[:2]))
+    with pytest.raises(ValueError, match="NeuralLinear"):
+        edit_model_on_the_fly(
+            mab,
+            CmabGaussian.cold_start(
+                ["a", "b"], n_features=2, hidden_dim_list=[4], **std, policy="neural_linear"
+            ),
+        )

@@ -41,6 +41,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from bandits_jax import _random
+from bandits_jax.likelihoods import Gaussian
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
 from bandits_jax.policies.linear_ts import LinearTS
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -135,5 +136,8 @@ def _predict(policy: EpsilonGreedy, key, state: EpsilonGreedyState, context, str
     epsilon = state.epsilon[0]
     explore = _random.uniform(coin_key, mean.shape[:1], epsilon.dtype) < epsilon
     probs = jnp.where(explore[:, None], _random.uniform(draw_key, mean.shape, mean.dtype), mean)
-    logits = jnp.log(probs) - jnp.log1p(-probs)
+    if isinstance(policy.likelihood, Gaussian):  # mean rewards are the scores themselves
+        logits = probs
+    else:
+        logits = jnp.log(probs) - jnp.log1p(-probs)
     return select(logits, probs, mean, strategy_key, strategy, action_mask)

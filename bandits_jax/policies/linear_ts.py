@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
-from bandits_jax import _random
+from bandits_jax import _linalg, _random
 from bandits_jax.likelihoods import Bernoulli, BernoulliStats, Gaussian, GaussianStats, SoftBernoulliStats
 from bandits_jax.policies.base import GroupedFeedback, PolicyBase, Prediction, UpdateInfo, select
 from bandits_jax.strategy import ClassicBandit, Strategy
@@ -289,9 +289,9 @@ def nig_fit(mean0, precision0, a0, b0, x, t, weight):
     xw = x * weight[:, None]
     precision = precision0 + xw.T @ x
     precision = 0.5 * (precision + precision.T)
-    chol = jax.scipy.linalg.cho_factor(precision, lower=True)
-    mean = jax.scipy.linalg.cho_solve(chol, precision0 @ mean0 + xw.T @ t)
-    cov = jax.scipy.linalg.cho_solve(chol, jnp.eye(mean.shape[0], dtype=mean.dtype))
+    low = _linalg.cholesky(precision)
+    mean = _linalg.cho_solve(low, precision0 @ mean0 + xw.T @ t)
+    cov = _linalg.cho_solve(low, jnp.eye(mean.shape[0], dtype=mean.dtype))
     resid = t - x @ mean
     diff = mean - mean0
     a = a0 + 0.5 * weight.sum()
@@ -334,7 +334,7 @@ def laplace_fit(likelihood, newton_steps, mean0, precision0, x, y, weight):
     def newton(_, w):
         h, z = hessian(w)
         grad = x.T @ (weight * d1(y, z)) + precision0 @ (w - mean0)
-        direction = -jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(h), grad)
+        direction = -_linalg.cho_solve(_linalg.cholesky(h), grad)
         candidates = w[None, :] + steps[:, None] * direction[None, :]
         values = jax.vmap(lambda c: map_objective(likelihood, c, mean0, precision0, x, y, weight))(candidates)
         values = jnp.where(jnp.isfinite(values), values, jnp.inf)
@@ -348,8 +348,7 @@ def laplace_fit(likelihood, newton_steps, mean0, precision0, x, y, weight):
     w = jax.lax.fori_loop(0, newton_steps, newton, mean0)
     precision, _ = hessian(w)
     precision = 0.5 * (precision + precision.T)
-    chol = jax.scipy.linalg.cho_factor(precision, lower=True)
-    cov = jax.scipy.linalg.cho_solve(chol, jnp.eye(w.shape[0], dtype=w.dtype))
+    cov = _linalg.cho_solve(_linalg.cholesky(precision), jnp.eye(w.shape[0], dtype=w.dtype))
     return w, precision, 0.5 * (cov + cov.T)
 
 

@@ -22,15 +22,29 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["build", "from_json", "init_parameters", "to_json", "with_soft_rewards"]
+__all__ = ["build", "from_json", "init_parameters", "to_json", "with_likelihood", "with_soft_rewards"]
 
 
 def _known_types() -> dict[str, type]:
     from bandits_jax.config import Network, SviSettings
-    from bandits_jax.likelihoods import Bernoulli, SoftBernoulli
+    from bandits_jax.likelihoods import Bernoulli, Gaussian, SoftBernoulli
     from bandits_jax.policies import REGISTRY
 
-    return {cls.__name__: cls for cls in (*REGISTRY.values(), Network, SviSettings, Bernoulli, SoftBernoulli)}
+    return {
+        cls.__name__: cls
+        for cls in (*REGISTRY.values(), Network, SviSettings, Bernoulli, SoftBernoulli, Gaussian)
+    }
+
+
+def with_likelihood(policy: Any, likelihood: Any, what: str = "these rewards") -> Any:
+    """``policy`` (or the base it wraps) with ``likelihood``: the same settings, another reward
+    model (ValueError naming the policy if it has none to replace)."""
+    names = {f.name for f in dataclasses.fields(policy) if f.init}
+    if "likelihood" in names:
+        return dataclasses.replace(policy, likelihood=likelihood)
+    if "base" in names:
+        return dataclasses.replace(policy, base=with_likelihood(policy.base, likelihood, what))
+    raise ValueError(f"policy {type(policy).__name__} has no likelihood to take {what}")
 
 
 def with_soft_rewards(policy: Any) -> Any:
@@ -38,12 +52,7 @@ def with_soft_rewards(policy: Any) -> Any:
     likelihood: the same settings, rewards in [0, 1]."""
     from bandits_jax.likelihoods import SoftBernoulli
 
-    names = {f.name for f in dataclasses.fields(policy) if f.init}
-    if "likelihood" in names:
-        return dataclasses.replace(policy, likelihood=SoftBernoulli())
-    if "base" in names:
-        return dataclasses.replace(policy, base=with_soft_rewards(policy.base))
-    raise ValueError(f"policy {type(policy).__name__} has no likelihood to take soft rewards")
+    return with_likelihood(policy, SoftBernoulli(), "soft rewards")
 
 
 def to_json(obj: Any) -> Any:
@@ -113,6 +122,7 @@ def build(
     activation: str = "tanh",
     use_residual_connections: bool = False,
     policy_kwargs: Mapping[str, Any] | None = None,
+    likelihood: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The registered policy ``name`` for contexts of ``n_features`` and its ``init`` data.
 
@@ -121,7 +131,9 @@ def build(
     ``seed``). A policy with a ``network`` gets ``Network(n_features, hidden_dim_list, activation,
     use_residual_connections)`` unless ``policy_kwargs`` gives one; a linear one gets
     ``n_features`` (and refuses hidden layers); ``epsilon_greedy``'s ``base`` may be a registered
-    name (default ``linear_ts``), built the same way.
+    name (default ``linear_ts``), built the same way. ``likelihood`` (None: the policy's default,
+    Bernoulli) replaces the reward model, e.g. :class:`~bandits_jax.likelihoods.Gaussian` (whose
+    policies take its init data, see :func:`init_parameters`).
 
     Raises:
         ValueError: an unknown name or key, or settings the policy refuses (naming them).
@@ -155,6 +167,8 @@ def build(
         policy = cls(**settings)
     except TypeError as err:
         raise ValueError(f"policy_kwargs do not fit policy {name!r}: {err}") from None
+    if likelihood is not None:
+        policy = with_likelihood(policy, likelihood, f"{likelihood.name} rewards")
     init = {k: v for k, v in kwargs.items() if k not in fields}
     unknown = set(init) - set(init_parameters(policy))
     if unknown:

@@ -87,6 +87,10 @@ class Network:
     use_residual_connections: bool = False
 
 
+#: The default ``init_scale`` (see :class:`CmabConfig` for the measurement behind it).
+DEFAULT_INIT_SCALE = 0.1
+
+
 @dataclasses.dataclass(frozen=True)
 class SviSettings:
     """The SVI settings that shape the compiled fit (see :class:`CmabConfig` for the defaults and
@@ -99,7 +103,7 @@ class SviSettings:
     batch_size: int | None = None
     num_particles: int = 1
     gradient_clip_norm: float | None = None
-    init_scale: float | None = None
+    init_scale: float | None = DEFAULT_INIT_SCALE
     kl_annealing_fraction: float | None = None
     lr_scheduler_type: str | None = None
     lr_scheduler_kwargs: tuple[tuple[str, Any], ...] = ()
@@ -124,6 +128,17 @@ class CmabConfig:
             smaller steps leave the posterior far too wide after 200 steps (measured on the
             tutorial's data: scales 3x the converged ones at 0.05, 2x at 0.1), while larger ones
             make the final iterate noisy. PyBandits' 0.001 barely moves the posterior.
+        init_scale=0.1: each fit starts the guide at a draw of the current posterior narrowed to
+            scales of at most 0.1 (None: at the posterior itself). A cold hidden layer started at its
+            prior mean is symmetric (every unit gets the same gradient) and at sigma 10 far too
+            wide; a linear model loses nothing. Measured with the README's learning table (10
+            seeds, 5 rounds x 50 rows, 100 steps; paired against None, then again on the held-out
+            seeds 10-19): non-linear environment (a hidden layer of 16) -12.2 +- 5.1 and -12.6 +-
+            5.9 regret, logistic (linear model) +0.1 +- 1.0 and -0.1 +- 1.9, digits -2.5 +- 5.2 and
+            -0.5 +- 4.7; at 20 rounds x 100 rows and 1000 steps on the non-linear one -8.6 +- 12.2
+            and -8.4 +- 6.1. Step size 0.01 on top helps at 100 steps (-28.8) but not at 1000
+            (+12.3 +- 14.8), so it stays 0.1. Files saved before this setting existed load with
+            None, as they ran.
         num_particles=1, batch_size=None (full batch), gradient_clip_norm=None, optimizer "adam".
 
     Construction validates everything, the optimizer included: ``optax.<optimizer_type>`` is built
@@ -170,7 +185,7 @@ class CmabConfig:
     batch_size: int | None = None
     num_particles: int = 1
     gradient_clip_norm: float | None = None
-    init_scale: float | None = None
+    init_scale: float | None = DEFAULT_INIT_SCALE
     kl_annealing_fraction: float | None = None
     lr_scheduler_type: str | None = None
     lr_scheduler_kwargs: tuple[tuple[str, Any], ...] = ()

@@ -32,7 +32,7 @@ import numpy as np
 from bandits_jax import _validation as val
 from bandits_jax._object import make_exploration
 from bandits_jax.bnn import MLP
-from bandits_jax.config import CmabConfig
+from bandits_jax.config import DEFAULT_INIT_SCALE, CmabConfig
 from bandits_jax.likelihoods import BernoulliStats, SoftBernoulliStats, host_counts
 from bandits_jax.policies.base import stats_of
 from bandits_jax.policies.forgetting import DecayedCounts, ForgettingState
@@ -465,9 +465,10 @@ def to_pybandits_state(mab: Any) -> tuple[str, str]:
         config = mab.config
         if not isinstance(config, CmabConfig):
             raise ValueError(f"policy {mab.policy_name!r} cannot be expressed in PyBandits (its BNN only)")
-        if config.init_scale is not None:
+        if config.init_scale not in (None, DEFAULT_INIT_SCALE):
             raise ValueError(
-                "update_kwargs['init_scale'] has no PyBandits counterpart; build the model without it"
+                "update_kwargs['init_scale'] has no PyBandits counterpart (PyBandits starts each fit "
+                f"its own way); build the model with the default {DEFAULT_INIT_SCALE} or None"
             )
         nu = config.nu if config.dist_type == "studentt" else None
         cold = type(mab)._cold_state(config, 1)

@@ -359,6 +359,7 @@ def child_learning_data(env_name: str, setup: lib.LearningSetup, path: str) -> d
         dist_type=lib.MATCHED["dist_type"],
         sigma=lib.MATCHED["sigma"],
         step_size=lib.MATCHED["step_size"],
+        init_scale=None,  # each fit starts at the posterior, as the README's matched row measured
     )
     out: dict[str, list[float]] = {}
     for label, cfg in (("bandits_jax defaults", defaults), ("bandits_jax matched", matched)):

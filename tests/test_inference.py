@@ -117,7 +117,9 @@ def test_predrawn_and_per_step_draws_agree_in_distribution(monkeypatch, getkey):
     """Above ``_PREDRAW_LIMIT`` numbers each step draws its own noise; both paths fit the same
     objective, so a long fit ends at the same optimum (same tolerance argument as above; the
     minibatch of half the rows adds noise, hence 0.5 sd and 25%)."""
-    config = core.CmabConfig(n_features=3, num_steps=1500, step_size=0.01, num_particles=2, batch_size=64)
+    config = core.CmabConfig(
+        n_features=3, num_steps=1500, step_size=0.01, num_particles=2, batch_size=64, init_scale=None
+    )
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 128, 3)).astype(np.float32)
     y = (rng.random((2, 128)) < 1 / (1 + np.exp(-x[..., 0] + x[..., 1]))).astype(np.float32)
@@ -127,7 +129,7 @@ def test_predrawn_and_per_step_draws_agree_in_distribution(monkeypatch, getkey):
     pre = inference.fit(config, state.loc, state.scale, x, y, mask, getkey())
     monkeypatch.setattr(inference, "_PREDRAW_LIMIT", 0)
     per_step_config = core.CmabConfig(  # a new static config: a fresh trace under the patch
-        n_features=3, num_steps=1501, step_size=0.01, num_particles=2, batch_size=64
+        n_features=3, num_steps=1501, step_size=0.01, num_particles=2, batch_size=64, init_scale=None
     )
     assert not isinstance(inference.draws(per_step_config, state.loc, x, getkey()), inference._Draws)
     per_step = inference.fit(per_step_config, state.loc, state.scale, x, y, mask, getkey())

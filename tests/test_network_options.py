@@ -92,7 +92,11 @@ def test_bad_options_are_named(kwargs, exc, message):
 
 
 # ------------------------------------------------------------------ calibrate_output_bias
-FROZEN = {"num_steps": 1, "optimizer_kwargs": {"step_size": 1e-9}}  # the fit leaves the start as it is
+FROZEN = {
+    "num_steps": 1,
+    "optimizer_kwargs": {"step_size": 1e-9},
+    "init_scale": None,
+}  # the fit leaves the start as it is
 
 
 def _bias(mab, aid):

@@ -166,7 +166,7 @@ def test_bad_input_and_models_pybandits_cannot_hold():
     with pytest.raises(ValueError, match="policy 'linear_ts'"):
         CmabBernoulli.cold_start(["a"], n_features=2, policy="linear_ts").to_pybandits_state()
     with pytest.raises(ValueError, match="init_scale"):
-        CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs={"init_scale": 0.1}).to_pybandits_state()
+        CmabBernoulli.cold_start(["a"], n_features=2, update_kwargs={"init_scale": 0.3}).to_pybandits_state()
     with pytest.raises(ValueError, match="action ids are strings"):
         CmabBernoulli.cold_start([1, 2], n_features=2).to_pybandits_state()
 

@@ -195,7 +195,8 @@ def test_bnn_forget_divides_scales_except_on_a_first_fit_or_without_rows():
 def test_bnn_with_decay_widens_the_prior_of_each_fit_and_keeps_a_failed_fit_out():
     x = jax.random.normal(jax.random.key(0), (16, 2))
     fb = Feedback(x, jnp.zeros(16, jnp.int32), jnp.ones(16, jnp.int32), jnp.ones(16, bool))
-    base = BnnTS(Network(2), svi=SviSettings(num_steps=30, step_size=0.05))
+    # each fit starts at the (widened) posterior itself, so 30 steps show the width it starts from
+    base = BnnTS(Network(2), svi=SviSettings(num_steps=30, step_size=0.05, init_scale=None))
     widths = {}
     for d in (1.0, 0.5):
         policy = Forgetting(base)

@@ -18,6 +18,14 @@ from bandits_jax.config import CmabConfig
 from bandits_jax.policies import BnnTS, Network, SviSettings
 
 
+def _svi(*args, **kwargs) -> SviSettings:
+    """SviSettings whose fits start at the posterior itself (``init_scale=None``): these tests check
+    each option against a reference fit that starts there (the default's jittered start is
+    tested in tests/test_inference.py)."""
+    kwargs.setdefault("init_scale", None)
+    return SviSettings(*args, **kwargs)
+
+
 def _fit(svi: SviSettings, key=0, n_features=3):
     policy = BnnTS(Network(n_features, (4,)), svi=svi)
     state = policy.init(2, mu=0.0, sigma=1.0)
@@ -31,12 +39,12 @@ def _fit(svi: SviSettings, key=0, n_features=3):
 @pytest.mark.parametrize(("fraction", "steps"), [(0.25, 10), (1.0, 7), (0.5, 1), (1e-9, 5)])
 def test_kl_weights_are_pybandits_linear_warmup(fraction, steps):
     weights = np.asarray(
-        inference.kl_weights(BnnTS(Network(2), svi=SviSettings(steps, kl_annealing_fraction=fraction)))
+        inference.kl_weights(BnnTS(Network(2), svi=_svi(steps, kl_annealing_fraction=fraction)))
     )
     warmup = max(1, math.ceil(fraction * steps))
     np.testing.assert_allclose(weights, np.minimum(1.0, (np.arange(steps) + 1) / warmup), rtol=1e-6)
     assert weights[0] > 0 and weights[-1] == 1.0
-    assert inference.kl_weights(BnnTS(Network(2), svi=SviSettings(steps))) is None
+    assert inference.kl_weights(BnnTS(Network(2), svi=_svi(steps))) is None
 
 
 def test_the_annealed_loss_scales_only_the_kl_term():
@@ -45,7 +53,7 @@ def test_the_annealed_loss_scales_only_the_kl_term():
     unravel = lambda w: lambda xi: xi @ w[:2] + w[2]  # noqa: E731 (a linear model as the network)
     params, eps = jnp.stack([loc, log_scale]), jnp.array([0.5, -1.0, 0.2])
     x, y, mask = jnp.array([[1.0, 2.0], [0.5, -1.0]]), jnp.array([1.0, 0.0]), jnp.array([True, True])
-    cfg = BnnTS(Network(2), svi=SviSettings(10))
+    cfg = BnnTS(Network(2), svi=_svi(10))
     plain = inference._neg_elbo(cfg, unravel, prior, params, eps, x, y, mask, jnp.float32(1.0))
     annealed = inference._neg_elbo(
         cfg, unravel, prior, params, eps, x, y, mask, jnp.float32(1.0), jnp.float32(0.25)
@@ -55,9 +63,9 @@ def test_the_annealed_loss_scales_only_the_kl_term():
 
 
 def test_annealing_changes_the_fit_and_a_one_step_warmup_does_not():
-    _, plain = _fit(SviSettings(20, step_size=0.05))
-    _, same = _fit(SviSettings(20, step_size=0.05, kl_annealing_fraction=1e-9))  # W = 1: every weight 1
-    _, annealed = _fit(SviSettings(20, step_size=0.05, kl_annealing_fraction=1.0))
+    _, plain = _fit(_svi(20, step_size=0.05))
+    _, same = _fit(_svi(20, step_size=0.05, kl_annealing_fraction=1e-9))  # W = 1: every weight 1
+    _, annealed = _fit(_svi(20, step_size=0.05, kl_annealing_fraction=1.0))
     # (a factor of exactly 1; XLA may fuse the product differently: equal to rounding)
     np.testing.assert_allclose(np.asarray(same.losses), np.asarray(plain.losses), rtol=1e-6)
     # step 0 starts at the prior (KL 0, and its gradient 0): same loss and same first update; from
@@ -67,7 +75,7 @@ def test_annealing_changes_the_fit_and_a_one_step_warmup_does_not():
 
 
 def test_a_schedule_sets_the_learning_rate_per_step():
-    svi = SviSettings(
+    svi = _svi(
         1,
         step_size=0.1,
         lr_scheduler_type="exponential_decay",
@@ -75,11 +83,11 @@ def test_a_schedule_sets_the_learning_rate_per_step():
     )
     schedule = config_module.learning_rate(svi)
     np.testing.assert_allclose([schedule(t) for t in range(5)], 0.1 * 0.5 ** (np.arange(5) / 2), rtol=1e-6)
-    assert config_module.learning_rate(SviSettings(step_size=0.1)) == 0.1
+    assert config_module.learning_rate(_svi(step_size=0.1)) == 0.1
     # a rate that collapses after the first step leaves the posterior one Adam step (at most
     # step_size per weight) from where it started; without the schedule it travels further
     step = 0.05
-    frozen = SviSettings(
+    frozen = _svi(
         50,
         step_size=step,
         lr_scheduler_type="exponential_decay",
@@ -88,7 +96,7 @@ def test_a_schedule_sets_the_learning_rate_per_step():
     state, fit = _fit(frozen)
     moved = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.abs(a - b).max(), fit.loc, state.loc))
     assert max(float(m) for m in moved) <= step * 1.01
-    state, fit = _fit(SviSettings(50, step_size=step))
+    state, fit = _fit(_svi(50, step_size=step))
     moved = jax.tree.leaves(jax.tree.map(lambda a, b: jnp.abs(a - b).max(), fit.loc, state.loc))
     assert max(float(m) for m in moved) > 3 * step
 
@@ -178,12 +186,12 @@ def _flat(result):
 
 
 def test_restore_best_keeps_the_guide_of_the_lowest_loss_step():
-    plain = SviSettings(60, step_size=0.05)
+    plain = _svi(60, step_size=0.05)
     fit = _one_action(plain)
     ref = fit(plain)
     best = int(np.argmin(np.asarray(ref.losses)))  # full batch: an epoch is one step
     assert 0 < best < 59  # the test means something: neither the start nor the end
-    restored = fit(SviSettings(60, step_size=0.05, restore_best_svi_state=True))
+    restored = fit(_svi(60, step_size=0.05, restore_best_svi_state=True))
     np.testing.assert_array_equal(np.asarray(restored.losses), np.asarray(ref.losses))  # same path
     # the guide after the update that followed the lowest loss, as PyBandits keeps it
     np.testing.assert_allclose(_flat(restored), _flat(fit(plain, best + 1)), rtol=1e-6, atol=1e-7)
@@ -206,17 +214,17 @@ def _pybandits_stop(losses, patience, tolerance, relative=True):
 
 @pytest.mark.parametrize(("patience", "tolerance", "diff_type"), [(2, 0.1, "relative"), (3, 2.0, "absolute")])
 def test_early_stopping_freezes_where_pybandits_stops(patience, tolerance, diff_type):
-    plain = SviSettings(80, step_size=0.05)
+    plain = _svi(80, step_size=0.05)
     fit = _one_action(plain)
     ref = np.asarray(fit(plain).losses, np.float64)
     stop = _pybandits_stop(ref, patience, tolerance, diff_type == "relative")
     assert stop is not None and stop < 79
     kwargs = (("diff_type", diff_type), ("patience", patience), ("tolerance", tolerance))
-    stopped = fit(SviSettings(80, step_size=0.05, early_stopping_kwargs=kwargs))
+    stopped = fit(_svi(80, step_size=0.05, early_stopping_kwargs=kwargs))
     np.testing.assert_array_equal(np.asarray(stopped.losses)[: stop + 1], ref[: stop + 1].astype(np.float32))
     np.testing.assert_allclose(_flat(stopped), _flat(fit(plain, stop + 1)), rtol=1e-6, atol=1e-7)
     # control: a patience never reached changes nothing
-    never = fit(SviSettings(80, step_size=0.05, early_stopping_kwargs=(("patience", 1000),)))
+    never = fit(_svi(80, step_size=0.05, early_stopping_kwargs=(("patience", 1000),)))
     np.testing.assert_allclose(_flat(never), _flat(fit(plain)), rtol=1e-6, atol=1e-7)
 
 
@@ -256,7 +264,7 @@ def test_restore_best_widens_the_posterior_as_the_readme_measured():
     y = (rng.random((1, 200)) < 1 / (1 + np.exp(-(x[0] @ np.array([1.0, -0.5, 0.8]))))).astype(np.float32)
     widths = {}
     for restore in (False, True):
-        policy = BnnTS(Network(3), svi=SviSettings(2000, step_size=0.1, restore_best_svi_state=restore))
+        policy = BnnTS(Network(3), svi=_svi(2000, step_size=0.1, restore_best_svi_state=restore))
         state = policy.init(1, mu=0.0, sigma=10.0)
         widths[restore] = [
             float(
@@ -281,10 +289,10 @@ def test_restore_best_widens_the_posterior_as_the_readme_measured():
 
 # ------------------------------------------------------------------ epochs
 def test_epochs_run_pybandits_steps_per_action_and_freeze_after():
-    svi = SviSettings(1, step_size=0.05, batch_size=4, epochs=3)
+    svi = _svi(1, step_size=0.05, batch_size=4, epochs=3)
     policy = BnnTS(Network(3, (4,)), svi=svi)
     assert inference.total_steps(policy, 16) == 12  # the bucket's most: 3 x (16 // 4)
-    assert inference.total_steps(BnnTS(Network(3), svi=SviSettings(epochs=5)), 16) == 5  # full batch
+    assert inference.total_steps(BnnTS(Network(3), svi=_svi(epochs=5)), 16) == 5  # full batch
     state = policy.init(1, mu=0.0, sigma=1.0)
     rng = np.random.default_rng(4)
     x = jnp.asarray(rng.normal(size=(1, 16, 3)), jnp.float32)
@@ -300,7 +308,7 @@ def test_epochs_run_pybandits_steps_per_action_and_freeze_after():
 
     by_epochs = fit(svi)
     assert by_epochs.losses.shape == (12,)
-    plain = SviSettings(6, step_size=0.05, batch_size=4)
+    plain = _svi(6, step_size=0.05, batch_size=4)
     np.testing.assert_allclose(_flat(by_epochs), _flat(fit(plain, 6)), rtol=1e-6, atol=1e-7)
     assert not np.allclose(_flat(by_epochs), _flat(fit(plain, 12)))  # control: the frozen steps count
 
@@ -320,12 +328,12 @@ def test_restore_best_closes_a_short_last_epoch_as_pybandits():
     num_steps into such epochs plus a shorter last one, so num_steps=3 is one epoch whose guide is
     the final one (a restore that never saw an epoch end used to drop the whole update), and
     num_steps=6 is epochs of 4 and 2 steps: the kept guide is the one after the better of them."""
-    fit = _one_action(SviSettings(6, step_size=0.05, batch_size=8))
-    plain3 = SviSettings(3, step_size=0.05, batch_size=8)
-    restored3 = fit(SviSettings(3, step_size=0.05, batch_size=8, restore_best_svi_state=True), 3)
+    fit = _one_action(_svi(6, step_size=0.05, batch_size=8))
+    plain3 = _svi(3, step_size=0.05, batch_size=8)
+    restored3 = fit(_svi(3, step_size=0.05, batch_size=8, restore_best_svi_state=True), 3)
     np.testing.assert_allclose(_flat(restored3), _flat(fit(plain3, 3)), rtol=1e-6, atol=1e-7)
-    plain6 = SviSettings(6, step_size=0.05, batch_size=8)
+    plain6 = _svi(6, step_size=0.05, batch_size=8)
     losses = np.asarray(fit(plain6, 6).losses)
     best_end = 4 if losses[:4].mean() < losses[4:].mean() else 6
-    restored6 = fit(SviSettings(6, step_size=0.05, batch_size=8, restore_best_svi_state=True), 6)
+    restored6 = fit(_svi(6, step_size=0.05, batch_size=8, restore_best_svi_state=True), 6)
     np.testing.assert_allclose(_flat(restored6), _flat(fit(plain6, best_end)), rtol=1e-6, atol=1e-7)

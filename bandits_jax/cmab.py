@@ -845,6 +845,31 @@ class CmabGaussian(CmabBernoulli):
             ValueError / TypeError naming the argument, as PyBandits would (e.g. neither
             ``fit_reward_standardization`` nor both ``reward_loc`` and ``reward_scale``).
         """
+
+        def bernoulli(dist_params, **extra) -> CmabBernoulli:
+            """The Bernoulli model of these arguments: it validates the ones both kinds share."""
+            return CmabBernoulli.cold_start(
+                action_ids,
+                n_features,
+                hidden_dim_list,
+                activation,
+                use_residual_connections,
+                dist_type,
+                dist_params,
+                update_kwargs,
+                strategy,
+                random_seed,
+                epsilon=epsilon,
+                default_action=default_action,
+                default_action_fraction=default_action_fraction,
+                limited_actions=limited_actions,
+                limited_action_fraction=limited_action_fraction,
+                use_layerwise_scaling=use_layerwise_scaling,
+                bias_std=bias_std,
+                calibrate_output_bias=calibrate_output_bias,
+                **extra,
+            )
+
         if policy != "bnn_ts" or policy_kwargs is not None:
             if decay_factor is not None:
                 raise ValueError(
@@ -862,28 +887,7 @@ class CmabGaussian(CmabBernoulli):
             ).reward_data
             kwargs = dict(policy_kwargs or {})
             gaussian_only = {k: kwargs.pop(k) for k in ("a0", "b0") if k in kwargs}
-            base = CmabBernoulli.cold_start(  # validates the shared arguments, with Bernoulli rewards
-                action_ids,
-                n_features,
-                hidden_dim_list,
-                activation,
-                use_residual_connections,
-                dist_type,
-                dist_params_init,
-                update_kwargs,
-                strategy,
-                random_seed,
-                epsilon=epsilon,
-                default_action=default_action,
-                default_action_fraction=default_action_fraction,
-                limited_actions=limited_actions,
-                limited_action_fraction=limited_action_fraction,
-                use_layerwise_scaling=use_layerwise_scaling,
-                bias_std=bias_std,
-                calibrate_output_bias=calibrate_output_bias,
-                policy=policy,
-                policy_kwargs=kwargs,
-            )
+            base = bernoulli(dist_params_init, policy=policy, policy_kwargs=kwargs)
             if policy in ("forgetting", "beta_bernoulli"):
                 raise ValueError(f"policy {policy!r} does not take Gaussian rewards")
             from bandits_jax.policies import spec
@@ -902,27 +906,7 @@ class CmabGaussian(CmabBernoulli):
             # the targets are standardised: O(1) weights (PyBandits' default sigma, not the
             # Bernoulli model's 10, which would leave the sampled means spread over ~10 reward sds)
             dist_params_init = {"sigma": GAUSSIAN_PRIOR_SIGMA, **(dist_params_init or {})}
-        base = CmabBernoulli.cold_start(  # validates the shared arguments
-            action_ids,
-            n_features,
-            hidden_dim_list,
-            activation,
-            use_residual_connections,
-            dist_type,
-            dist_params_init,
-            update_kwargs,
-            strategy,
-            random_seed,
-            epsilon=epsilon,
-            default_action=default_action,
-            default_action_fraction=default_action_fraction,
-            limited_actions=limited_actions,
-            limited_action_fraction=limited_action_fraction,
-            use_layerwise_scaling=use_layerwise_scaling,
-            bias_std=bias_std,
-            calibrate_output_bias=calibrate_output_bias,
-            decay_factor=decay_factor,
-        )
+        base = bernoulli(dist_params_init, decay_factor=decay_factor)
         config = dataclasses.replace(
             base.config,
             reward_type="gaussian",

@@ -2,13 +2,14 @@
 
 Public API: :class:`~bandits_jax.cmab.CmabBernoulli`, :class:`~bandits_jax.smab.SmabBernoulli`,
 the strategies in :mod:`bandits_jax.strategy`, the functional core in :mod:`bandits_jax.core`, and
-simulated experiments and sweeps in :mod:`bandits_jax.simulation`.
+simulated experiments and sweeps in :mod:`bandits_jax.simulation`, offline policy evaluation in
+:mod:`bandits_jax.ope`.
 Importing the package changes no global JAX setting.
 """
 
 import importlib.metadata
 
-from bandits_jax import core, simulation, strategy
+from bandits_jax import core, ope, simulation, strategy
 from bandits_jax.cmab import ActionView, CmabBernoulli, SviDivergenceWarning
 from bandits_jax.compilation_cache import enable_compilation_cache
 from bandits_jax.config import CmabConfig
@@ -27,6 +28,7 @@ __all__ = [
     "SviDivergenceWarning",
     "core",
     "enable_compilation_cache",
+    "ope",
     "simulation",
     "strategy",
     "__version__",

@@ -1,12 +1,14 @@
 """Command line: ``bandits-jax demo`` runs a small contextual-bandit experiment end to end;
 ``bandits-jax simulate`` runs many simulated experiments at once and saves their regret curves;
-``bandits-jax showdown`` compares policies across environments and seeds."""
+``bandits-jax showdown`` compares policies across environments and seeds; ``bandits-jax evaluate``
+estimates a saved model's value on logged data (offline policy evaluation)."""
 
 from __future__ import annotations
 
 import argparse
 
 from bandits_jax.cli import demo as _demo
+from bandits_jax.cli import evaluate as _evaluate
 from bandits_jax.cli import showdown as _showdown
 from bandits_jax.cli import simulate
 from bandits_jax.cli.simulate import SEED_RANGE, _positive_int, _seed
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo.run)
     simulate.add_parser(sub)
     _showdown.add_parser(sub)
+    _evaluate.add_parser(sub)
     return parser
 
 

@@ -183,7 +183,7 @@ class BaseOfflinePolicyEstimator:
             raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
         _positive_int("n_bootstrap_samples", self.n_bootstrap_samples)
         if self.random_state is not None:
-            val.random_seed(self.random_state)
+            _seed("random_state", self.random_state)
         self._check_hyperparameters()
 
     def _check_hyperparameters(self) -> None:
@@ -196,6 +196,11 @@ class BaseOfflinePolicyEstimator:
     def _weights(self, rows: Rows) -> Array:
         """The per-row weights whose Kish effective sample size the table reports."""
         return rows.weight
+
+    def _defined(self, rows: Rows) -> Array:
+        """Whether the estimate is defined on these rows (a bootstrap resample in which no row
+        carries weight has no self-normalised estimate; it is left out of the interval)."""
+        return jnp.asarray(True)
 
     def estimate_sample_rewards(self, **data: Any) -> np.ndarray:
         """The per-row values whose mean is the policy value (PyBandits' method), float64 NumPy
@@ -223,6 +228,14 @@ class BaseOfflinePolicyEstimator:
 
 def _is_real(x) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) and not math.isnan(float(x))
+
+
+def _seed(name: str, value) -> int:
+    """A seed (None: drawn from NumPy's global generator), its errors naming ``name``."""
+    try:
+        return val.random_seed(value)
+    except (TypeError, ValueError) as err:
+        raise type(err)(str(err).replace("random_seed", name, 1)) from None
 
 
 def _positive_int(name: str, value) -> int:
@@ -256,6 +269,9 @@ class ReplayMethod(BaseOfflinePolicyEstimator):
     def _weights(self, rows):
         return rows.policy_prob
 
+    def _defined(self, rows):
+        return jnp.mean(rows.policy_prob) > 0
+
 
 @_register
 class InverseProbabilityWeighting(BaseOfflinePolicyEstimator):
@@ -281,6 +297,9 @@ class SelfNormalizedInverseProbabilityWeighting(BaseOfflinePolicyEstimator):
 
     def _sample_rewards(self, rows):
         return rows.weight * rows.reward / jnp.mean(rows.weight)
+
+    def _defined(self, rows):
+        return jnp.mean(rows.weight) > 0
 
 
 @_register
@@ -332,6 +351,9 @@ class SelfNormalizedDoublyRobust(DoublyRobust):
 
     def _shrink(self, weight):
         return weight / jnp.mean(weight)
+
+    def _defined(self, rows):
+        return jnp.mean(rows.weight) > 0
 
 
 @_register
@@ -394,7 +416,9 @@ class DoublyRobustWithPessimisticShrinkage(DoublyRobust):
 
 
 def _subgaussian(weight, lam):
-    return weight / (1.0 - lam + lam * weight)
+    # at lambda = 1 a zero weight would be 0 / 0: it stays 0
+    denominator = 1.0 - lam + lam * weight
+    return jnp.where(weight > 0, weight / jnp.where(weight > 0, denominator, 1.0), 0.0)
 
 
 def _check_unit(value) -> None:
@@ -460,6 +484,9 @@ class BalancedInverseProbabilityWeighting(BaseOfflinePolicyEstimator):
     def _weights(self, rows):
         return rows.balanced_weight
 
+    def _defined(self, rows):
+        return jnp.mean(rows.balanced_weight) > 0
+
 
 def estimator(spec: Any) -> BaseOfflinePolicyEstimator:
     """An estimator from its short name (``"ipw"``), its class name, its class, or an instance."""
@@ -499,7 +526,10 @@ _ALL_FIELDS = ("action",) + _FLOAT_FIELDS
 
 def check_data(data: Mapping[str, Any], required: Sequence[str], n_actions: int | None = None) -> dict:
     """The arrays of ``data`` checked as the estimators need them (NumPy, float64 / int64): a
-    ``ValueError`` or ``TypeError`` naming the field, before anything is computed."""
+    ``ValueError`` or ``TypeError`` naming the field, before anything is computed. Values must be
+    finite in the precision the estimators compute in (float32 unless x64 is enabled), and so
+    must ``1 / propensity_score``."""
+    dtype = np.dtype(jnp.result_type(float))
     unknown = set(data) - set(_ALL_FIELDS)
     if unknown:
         raise ValueError(f"unknown input(s) {sorted(unknown)}; the estimators take {list(_ALL_FIELDS)}")
@@ -534,9 +564,14 @@ def check_data(data: Mapping[str, Any], required: Sequence[str], n_actions: int 
         if arr.shape[0] != n:
             raise ValueError(f"{name} has {arr.shape[0]} rows, action has {n}: the lengths must agree")
         arr = arr.astype(np.float64)
-        if not np.all(np.isfinite(arr)):
-            bad = np.argwhere(~np.isfinite(arr))[0]
-            raise ValueError(f"{name} must be finite, found {arr[tuple(bad)]} at row {bad[0]}")
+        with np.errstate(over="ignore"):
+            finite = np.isfinite(arr.astype(dtype))
+        if not np.all(finite):
+            bad = np.argwhere(~finite)[0]
+            raise ValueError(
+                f"{name} must be finite in {dtype.name}, found {arr[tuple(bad)]} at row {bad[0]} "
+                f"(largest magnitude {float(np.finfo(dtype).max):.3g})"
+            )
         out[name] = arr
     if n == 0:
         raise ValueError("the logged data must have at least one row")
@@ -554,10 +589,15 @@ def check_data(data: Mapping[str, Any], required: Sequence[str], n_actions: int 
             raise ValueError(f"action must lie in [0, {n_actions}), found {out['action'][i]} at row {i}")
     if "propensity_score" in out:
         p = out["propensity_score"]
-        bad = ~((p > 0) & (p <= 1))
+        q = p.astype(dtype)  # XLA:CPU flushes subnormals to 0: the inverse must be finite in dtype
+        with np.errstate(divide="ignore", over="ignore"):
+            bad = ~((p > 0) & (p <= 1) & (q >= np.finfo(dtype).tiny) & np.isfinite(np.reciprocal(q)))
         if bad.any():
             i = int(np.argmax(bad))
-            raise ValueError(f"propensity_score must lie in (0, 1], found {p[i]} at row {i}")
+            raise ValueError(
+                f"propensity_score must lie in (0, 1] with a finite inverse in {dtype.name}, "
+                f"found {p[i]} at row {i}"
+            )
     if "estimated_policy" in out:
         pi = out["estimated_policy"]
         if (pi < 0).any() or (pi > 1).any():
@@ -599,7 +639,9 @@ class OPEResult(NamedTuple):
     bootstrap interval ``lower`` / ``upper`` at its ``1 - alpha``, the bootstrap standard error
     ``std``, the Kish effective sample size of its weights ``ess`` (``(sum w)**2 / sum w**2``), and
     ``mc_error``, the Monte-Carlo standard error of ``value`` from estimating the evaluation
-    policy's distribution by draws (0 where it is exact, NaN where it was given)."""
+    policy's distribution by draws (0 where it is exact; NaN where the distribution was given,
+    under 4 draws, and for balanced IPW, whose classifier learns from one draw per row). An
+    estimator undefined on a resample (no row carrying weight) leaves it out of its interval."""
 
     estimator: tuple[str, ...]
     value: tuple[float, ...]
@@ -633,20 +675,21 @@ def _estimate_all(estimators: tuple, rows: Rows, key, n_boot: int, batch: int):
     resamples (one compiled call)."""
     n = rows.reward.shape[0]
 
-    def values(r: Rows) -> Array:
-        return jnp.stack([jnp.mean(e._sample_rewards(r)) for e in estimators])
-
     def resample(k):
         idx = jax.random.randint(k, (n,), 0, n)
-        return values(jax.tree.map(lambda x: x[idx], r_all))
+        r = jax.tree.map(lambda x: x[idx], rows)
+        return jnp.stack(
+            [jnp.where(e._defined(r), jnp.mean(e._sample_rewards(r)), jnp.nan) for e in estimators]
+        )
 
-    r_all = rows
-    point = values(rows)
+    point = _values(estimators, rows)
     boot = jax.lax.map(resample, jax.random.split(key, n_boot), batch_size=batch)  # (n_boot, E)
     alphas = jnp.stack([jnp.asarray(e.alpha, boot.dtype) for e in estimators])
-    lower = jax.vmap(jnp.quantile)(boot.T, alphas / 2)
-    upper = jax.vmap(jnp.quantile)(boot.T, 1 - alphas / 2)
-    std = jnp.std(boot, axis=0, ddof=1) if n_boot > 1 else jnp.full(point.shape, jnp.nan, boot.dtype)
+    # resamples where an estimator is undefined (NaN) are left out of its interval
+    lower = jax.vmap(jnp.nanquantile)(boot.T, alphas / 2)
+    upper = jax.vmap(jnp.nanquantile)(boot.T, 1 - alphas / 2)
+    defined = jnp.sum(~jnp.isnan(boot), axis=0)
+    std = jnp.where(defined > 1, jnp.nanstd(boot, axis=0, ddof=1), jnp.nan)
 
     def kish(w):
         w = jnp.abs(w)
@@ -656,12 +699,13 @@ def _estimate_all(estimators: tuple, rows: Rows, key, n_boot: int, batch: int):
     return point, lower, upper, std, ess
 
 
-@partial(jax.jit, static_argnames=())
-def _values_per_group(estimators: tuple, rows_per_group: Rows):
-    def values(r: Rows) -> Array:
-        return jnp.stack([jnp.mean(e._sample_rewards(r)) for e in estimators])
+def _values(estimators: tuple, rows: Rows) -> Array:
+    return jnp.stack([jnp.mean(e._sample_rewards(rows)) for e in estimators])
 
-    return jax.vmap(values)(rows_per_group)
+
+@jax.jit
+def _values_per_group(estimators: tuple, rows_per_group: Rows):
+    return jax.vmap(lambda r: _values(estimators, r))(rows_per_group)
 
 
 def _batch_size(n_rows: int, n_boot: int) -> int:
@@ -672,7 +716,7 @@ def _batch_size(n_rows: int, n_boot: int) -> int:
 def estimate(
     estimators: Sequence[Any] | None = None,
     *,
-    n_bootstrap_samples: int = 1000,
+    n_bootstrap_samples: int | None = None,
     random_state: int | None = None,
     action: Any = None,
     reward: Any = None,
@@ -687,8 +731,10 @@ def estimate(
     Args:
         estimators: names, classes or instances (None: all twelve with their defaults, those whose
             inputs are given).
-        n_bootstrap_samples: resamples shared by every estimator.
-        random_state: seed of the resamples (None: drawn from NumPy's global generator).
+        n_bootstrap_samples: resamples shared by every estimator (None: the estimators' own,
+            which must then agree; PyBandits' default 10000).
+        random_state: seed of the resamples (None: the estimators' own if they agree, else drawn
+            from NumPy's global generator).
         action: ``(n_rows,)`` logged action indices; reward: ``(n_rows,)``; propensity_score:
             ``(n_rows,)`` logging probabilities in (0, 1]; estimated_policy: ``(n_rows,
             n_actions)`` the evaluation policy's distribution; expected_reward: ``(n_rows,
@@ -708,9 +754,26 @@ def estimate(
     }
     given = {k: v for k, v in data.items() if v is not None}
     ests = _estimators(estimators, set(given))
+    n_bootstrap_samples, random_state = _bootstrap_settings(ests, n_bootstrap_samples, random_state)
     required = sorted({f for e in ests for f in e.requires})
     checked = check_data(given, required)
     return _run(ests, checked, n_bootstrap_samples, random_state)
+
+
+def _bootstrap_settings(ests: tuple, n_bootstrap_samples, random_state) -> tuple[int, Any]:
+    """The resamples' number and seed: the arguments, else the estimators' own (which must agree
+    on the number; a seed is taken only if they all give the same)."""
+    if n_bootstrap_samples is None:
+        counts = {e.n_bootstrap_samples for e in ests}
+        if len(counts) > 1:
+            raise ValueError(
+                f"the estimators disagree on n_bootstrap_samples {sorted(counts)}; pass n_bootstrap_samples"
+            )
+        n_bootstrap_samples = counts.pop()
+    if random_state is None:
+        seeds = {e.random_state for e in ests}
+        random_state = seeds.pop() if len(seeds) == 1 else None
+    return _positive_int("n_bootstrap_samples", n_bootstrap_samples), random_state
 
 
 def _estimators(spec: Sequence[Any] | None, given: set | None = None) -> tuple:
@@ -734,17 +797,34 @@ def _estimators(spec: Sequence[Any] | None, given: set | None = None) -> tuple:
 
 def _run(ests: tuple, checked: dict, n_bootstrap_samples, random_state, mc_error=None) -> OPEResult:
     n_boot = _positive_int("n_bootstrap_samples", n_bootstrap_samples)
-    seed = val.random_seed(random_state)
+    seed = _seed("random_state", random_state)
     rows = _rows_of(checked)
     n = int(rows.reward.shape[0])
     point, lower, upper, std, ess = _estimate_all(
-        ests, rows, val.key_from_seed(seed), n_boot, _batch_size(n, n_boot)
+        _traced(ests), rows, val.key_from_seed(seed), n_boot, _batch_size(n, n_boot)
     )
     fl = lambda x: tuple(float(v) for v in np.asarray(x, np.float64))  # noqa: E731
     mc = tuple(float("nan") for _ in ests) if mc_error is None else fl(mc_error)
-    return OPEResult(
-        tuple(e.name for e in ests), fl(point), fl(lower), fl(upper), fl(std), fl(ess), mc, n, n_boot
-    )
+    return OPEResult(_labels(ests), fl(point), fl(lower), fl(upper), fl(std), fl(ess), mc, n, n_boot)
+
+
+def _traced(ests: tuple) -> tuple:
+    """The estimators with placeholders in their static fields, so that a compiled call depends
+    only on their classes (a new seed or resample count of an estimator compiles nothing)."""
+    return tuple(dataclasses.replace(e, n_bootstrap_samples=1, random_state=None) for e in ests)
+
+
+def _labels(ests: tuple) -> tuple[str, ...]:
+    """Short names; an estimator whose name repeats is labelled with its hyperparameters too,
+    ``dros-opt(shrinkage_factor=1.0)``."""
+    names = [e.name for e in ests]
+    out = []
+    for e, name in zip(ests, names):
+        if names.count(name) > 1:
+            fields = [f.name for f in dataclasses.fields(e) if f.name not in _META]
+            name += "(" + ", ".join(f"{f}={getattr(e, f)!r}" for f in fields) + ")"
+        out.append(name)
+    return tuple(out)
 
 
 # ------------------------------------------------------- the evaluation policy's distribution
@@ -752,56 +832,66 @@ class ActionDistribution(NamedTuple):
     """``pi(. | x)`` per row, ``(n_rows, n_actions)``; ``stderr`` the Monte-Carlo standard error
     of each probability, ``sqrt(p (1 - p) / n_draws)`` (0 where exact); ``n_draws`` (0 where
     exact); ``group_probs`` ``(n_groups, n_rows, n_actions)``: the frequencies within equal groups
-    of the draws (None where exact), from which :func:`evaluate` takes the Monte-Carlo error of an
-    estimate by batch means."""
+    of ``group_draws`` draws each (None where exact or under 4 draws), from which :func:`evaluate`
+    takes the Monte-Carlo error of an estimate by batch means."""
 
     probs: Float[Array, "n_rows n_actions"]
     stderr: Float[Array, "n_rows n_actions"]
     n_draws: int
     exact: bool
     group_probs: Float[Array, "n_groups n_rows n_actions"] | None = None
+    group_draws: int = 0
 
 
-def _predict_actions(policy, state, key, context, strategy, action_mask, controls):
+def _predict_once(policy, state, key, context, strategy, action_mask, controls):
     from bandits_jax._bandit import predict_step  # the object's whole decision (its controls too)
 
-    (chosen, _, _), _ = predict_step(policy, state, key, context, strategy, action_mask, controls)
-    return chosen
+    (chosen, probs, logits), _ = predict_step(policy, state, key, context, strategy, action_mask, controls)
+    finite = jnp.all(jnp.isfinite(probs) & jnp.isfinite(logits), axis=1)
+    return chosen, finite
 
 
-@partial(jax.jit, static_argnames=("policy", "n_groups", "per_group", "chunk"))
-def _mc_counts(policy, state, key, context, strategy, action_mask, controls, n_groups, per_group, chunk):
-    """Counts of the chosen action per row over ``n_groups * per_group`` independent predictions,
-    per group: ``(n_groups, n_rows, n_padded_actions)`` int32; ``chunk`` draws are vmapped at once."""
+@partial(jax.jit, static_argnames=("policy", "n_groups", "per_group", "rest", "chunk"))
+def _mc_counts(
+    policy, state, key, context, strategy, action_mask, controls, n_groups, per_group, rest, chunk
+):
+    """Counts of the chosen action per row over independent predictions: ``n_groups`` groups of
+    ``per_group`` (``(n_groups, n_rows, n_padded_actions)`` int32), ``rest`` more draws
+    (``(n_rows, n_padded_actions)``), and whether every draw of a row was finite; ``chunk`` draws
+    are vmapped at once."""
     n = context.shape[0]
-    n_actions = action_mask.shape[0]
-    steps = per_group // chunk
-    rest = per_group - steps * chunk
     at = jnp.arange(n)
 
-    def add(counts, keys):
-        chosen = jax.vmap(
-            lambda k: _predict_actions(policy, state, k, context, strategy, action_mask, controls)
+    def add(carry, keys):
+        counts, finite = carry
+        chosen, ok = jax.vmap(
+            lambda k: _predict_once(policy, state, k, context, strategy, action_mask, controls)
         )(keys)
-        return counts.at[jnp.broadcast_to(at, chosen.shape), chosen].add(1)
+        counts = counts.at[jnp.broadcast_to(at, chosen.shape), chosen].add(1)
+        return counts, finite & jnp.all(ok, axis=0)
 
-    def group(key):
-        k_steps, k_rest = jax.random.split(key)
-        counts = jnp.zeros((n, n_actions), jnp.int32)
+    def draws(key, size):
+        carry = (jnp.zeros((n, action_mask.shape[0]), jnp.int32), jnp.ones(n, bool))
+        steps, left = divmod(size, chunk)
+        k_steps, k_left = jax.random.split(key)
         if steps:
             keys = jax.random.split(k_steps, steps * chunk).reshape(steps, chunk)
-            counts, _ = jax.lax.scan(lambda c, ks: (add(c, ks), None), counts, keys)
-        if rest:
-            counts = add(counts, jax.random.split(k_rest, rest))
-        return counts
+            carry, _ = jax.lax.scan(lambda c, ks: (add(c, ks), None), carry, keys)
+        if left:
+            carry = add(carry, jax.random.split(k_left, left))
+        return carry
 
-    return jax.lax.map(group, jax.random.split(key, n_groups))
+    k_groups, k_rest = jax.random.split(key)
+    groups, finite = jax.lax.map(lambda k: draws(k, per_group), jax.random.split(k_groups, n_groups))
+    rest_counts, rest_finite = draws(k_rest, rest)
+    return groups, rest_counts, jnp.all(finite, axis=0) & rest_finite
 
 
 @partial(jax.jit, static_argnames=("policy",))
 def _exact_probs(policy, state, key, context, strategy, action_mask):
     """The distribution of a policy whose choice is a function of the row (LinUCB), uniform, or
-    epsilon-greedy over one (ClassicBandit's argmax, no object controls)."""
+    epsilon-greedy over one (ClassicBandit's argmax, no object controls), and whether each row's
+    scores were finite."""
     from bandits_jax.policies.epsilon_greedy import EpsilonGreedy
     from bandits_jax.policies.uniform import Uniform
 
@@ -809,14 +899,15 @@ def _exact_probs(policy, state, key, context, strategy, action_mask):
     allowed = jnp.broadcast_to(action_mask, (n, action_mask.shape[0])).astype(jnp.result_type(float))
     uniform = allowed / allowed.sum(axis=1, keepdims=True)
     if isinstance(policy, Uniform):
-        return uniform
+        return uniform, jnp.ones(n, bool)
     if isinstance(policy, EpsilonGreedy):
         mean = policy.base.predict(key, state.base, context).mean_probs
         greedy = jax.nn.one_hot(strategy(jnp.where(action_mask, mean, -jnp.inf), key), action_mask.shape[0])
         eps = state.epsilon[0].astype(uniform.dtype)
-        return (1 - eps) * greedy + eps * uniform
-    chosen = policy.predict(key, state, context, strategy, action_mask).actions
-    return jax.nn.one_hot(chosen, action_mask.shape[0], dtype=uniform.dtype)
+        return (1 - eps) * greedy + eps * uniform, jnp.all(jnp.isfinite(mean), axis=1)
+    out = policy.predict(key, state, context, strategy, action_mask)
+    finite = jnp.all(jnp.isfinite(out.probs) & jnp.isfinite(out.logits), axis=1)
+    return jax.nn.one_hot(out.actions, action_mask.shape[0], dtype=uniform.dtype), finite
 
 
 def _is_exact(policy, strategy, controls) -> bool:
@@ -832,14 +923,17 @@ def _is_exact(policy, strategy, controls) -> bool:
     )
 
 
-def _n_groups(n_draws: int) -> int:
-    """Groups of equal size for the batch-means error: the largest divisor of ``n_draws`` up to
-    10 (at least 2 draws per group), 1 if there is none."""
-    return next((g for g in range(10, 1, -1) if n_draws % g == 0 and n_draws // g >= 2), 1)
-
-
 def _is_model(obj) -> bool:
     return hasattr(obj, "_padded_snapshot") and hasattr(obj, "action_ids")
+
+
+def _check_finite(finite) -> None:
+    finite = np.asarray(finite)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise ValueError(
+            f"context row {row} is too large for the model: its draws overflow float32 (rescale the features)"
+        )
 
 
 def action_distribution(
@@ -858,18 +952,23 @@ def action_distribution(
         policy_or_model: a fitted object (``CmabBernoulli``, ``SmabBernoulli``, ...: its strategy
             and exploration settings included, the model untouched) or a policy on the contract
             with its ``state``.
-        context: ``(n_rows, n_features)``; None for a non-contextual model (give ``n_rows``).
+        context: ``(n_rows, n_features)``; None for a non-contextual model (give ``n_rows``; every
+            row has the same distribution, drawn once).
         n_draws: Monte-Carlo predictions per row (ignored where the distribution is exact).
         random_seed: seed of the draws (None: drawn from NumPy's global generator).
         strategy: a policy's strategy (default ClassicBandit; a model brings its own).
 
     Returns:
         :class:`ActionDistribution`, columns in the model's action order.
+
+    Raises:
+        ValueError: a context row whose draws overflow float32 (as the model's ``predict``).
     """
-    from bandits_jax.strategy import ClassicBandit
+    from bandits_jax.policies.base import n_actions_of
+    from bandits_jax.strategy import ClassicBandit, Strategy
 
     n_draws = _positive_int("n_draws", n_draws)
-    key = val.key_from_seed(val.random_seed(random_seed))
+    key = val.key_from_seed(_seed("random_seed", random_seed))
     controls = None
     if _is_model(policy_or_model):
         if state is not None or strategy is not None:
@@ -883,36 +982,55 @@ def action_distribution(
         mask = jnp.asarray(mask)
     else:
         policy = policy_or_model
+        if not hasattr(policy, "predict") or not hasattr(policy, "init"):
+            raise TypeError(
+                f"expected a fitted model or a policy on the contract, got {type(policy).__name__}"
+            )
         if state is None:
             raise ValueError("state is required with a policy (the state its init / update returned)")
+        try:
+            n_actions = n_actions_of(state)
+        except (AttributeError, TypeError, IndexError):
+            raise TypeError(
+                f"state must be the policy's state (from its init / update), got {type(state).__name__}"
+            ) from None
         strategy = ClassicBandit() if strategy is None else strategy
-        from bandits_jax.policies.base import n_actions_of
-
-        n_actions = n_actions_of(state)
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"strategy must be a bandits_jax.strategy.Strategy, got {strategy!r}")
         mask = jnp.ones(n_actions, bool)
         width = getattr(policy, "n_features", None)
     if context is None:
         if width:
             raise ValueError("context is required for a contextual policy")
-        if n_rows is None:
-            raise ValueError("give n_rows (the logged rows) for a non-contextual policy")
-        rows = jnp.zeros((_positive_int("n_rows", n_rows), 0), jnp.float32)
+        n = _positive_int("n_rows", n_rows) if n_rows is not None else 1
+        rows = jnp.zeros((1, 0), jnp.float32)  # every row alike: one row, broadcast below
     else:
         rows = jnp.asarray(val.as_context(context, width if width is not None else np.shape(context)[-1]))
-    n = rows.shape[0]
+        n = rows.shape[0]
+
+    def widen(x):
+        return x if x is None or x.shape[-2] == n else jnp.broadcast_to(x, x.shape[:-2] + (n, x.shape[-1]))
+
     if _is_exact(policy, strategy, controls):
-        probs = _exact_probs(policy, state, key, rows, strategy, mask)[:, :n_actions]
-        return ActionDistribution(probs, jnp.zeros_like(probs), 0, True, None)
-    n_groups = _n_groups(n_draws)
+        probs, finite = _exact_probs(policy, state, key, rows, strategy, mask)
+        _check_finite(finite)
+        probs = widen(probs[:, :n_actions])
+        return ActionDistribution(probs, jnp.zeros_like(probs), 0, True, None, 0)
+    n_groups = min(10, n_draws // 2)
+    n_groups = n_groups if n_groups >= 2 else 1
     per_group = n_draws // n_groups
-    chunk = max(1, min(per_group, (1 << 21) // max(1, n * mask.shape[0])))
-    counts = _mc_counts(policy, state, key, rows, strategy, mask, controls, n_groups, per_group, chunk)
+    rest = n_draws - n_groups * per_group
+    chunk = max(1, min(per_group, (1 << 21) // max(1, rows.shape[0] * mask.shape[0])))
+    groups, rest_counts, finite = _mc_counts(
+        policy, state, key, rows, strategy, mask, controls, n_groups, per_group, rest, chunk
+    )
+    _check_finite(finite)
     dtype = jnp.result_type(float)
-    counts = counts[:, :, :n_actions]
-    group_probs = counts.astype(dtype) / per_group
-    probs = counts.sum(axis=0).astype(dtype) / n_draws
+    groups = groups[:, :, :n_actions]
+    probs = (groups.sum(axis=0) + rest_counts[:, :n_actions]).astype(dtype) / n_draws
     stderr = jnp.sqrt(probs * (1 - probs) / n_draws)
-    return ActionDistribution(probs, stderr, n_draws, False, group_probs if n_groups > 1 else None)
+    group_probs = widen(groups.astype(dtype) / per_group) if n_groups > 1 else None
+    return ActionDistribution(widen(probs), widen(stderr), n_draws, False, group_probs, per_group)
 
 
 # ------------------------------------------------------------------------------ reward model
@@ -937,16 +1055,34 @@ def fit_reward_model(
             TS (Bayesian logistic regression for 0/1 rewards, Bayesian linear regression with the
             logged rewards' mean and std as its standardisation otherwise).
         n_folds: cross-fitting folds (1: fit and predict on all rows).
+
+    Raises:
+        ValueError / TypeError naming the argument: bad shapes or lengths, actions outside
+        ``[0, n_actions)``, non-finite values, rewards outside the model's domain, a model of
+        another width, a fit that does not stay finite.
     """
     from bandits_jax.likelihoods import Bernoulli, Gaussian
     from bandits_jax.policies.base import Feedback
     from bandits_jax.policies.linear_ts import LinearTS
 
-    reward = np.asarray(reward, np.float64)
-    action = np.asarray(action)
+    n_actions = _positive_int("n_actions", n_actions)
+    checked = check_data({"action": action, "reward": reward}, ("action", "reward"), n_actions)
+    action, reward = checked["action"], checked["reward"]
     n = action.shape[0]
-    # no features: one constant column (linear TS needs one; with the intercept it is a per-action mean)
-    ctx = np.zeros((n, 1), np.float32) if context is None else np.asarray(context, np.float32)
+    if context is None:  # one constant column: with linear TS's intercept, a per-action mean
+        ctx = np.zeros((n, 1), np.float32)
+    else:
+        width = np.shape(context)[-1] if np.ndim(context) == 2 else -1
+        ctx = val.as_context(context, width)
+        if ctx.shape[0] != n:
+            raise ValueError(f"context has {ctx.shape[0]} rows, action has {n}: the lengths must agree")
+    if model is not None:
+        if not (hasattr(model, "init") and hasattr(model, "update") and hasattr(model, "predict")):
+            raise TypeError(f"model must be a policy on the contract, got {type(model).__name__}")
+        features = getattr(model, "n_features", None)
+        if features is not None and features != ctx.shape[1]:
+            raise ValueError(f"model has n_features={features}, the context has {ctx.shape[1]} columns")
+        model.likelihood.check_rewards(reward, name="reward")
     n_folds = _positive_int("n_folds", n_folds)
     if n_folds > n:
         raise ValueError(f"n_folds must be at most the number of rows ({n}), got {n_folds}")
@@ -958,8 +1094,9 @@ def fit_reward_model(
         if not binary:
             scale = float(reward.std()) or max(abs(float(reward.mean())), 1.0)
             init_data = {"reward_loc": float(reward.mean()), "reward_scale": scale}
-    key = val.key_from_seed(val.random_seed(random_seed))
-    folds = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1))).permutation(n) % n_folds
+    seed = _seed("random_seed", random_seed)
+    key = val.key_from_seed(seed)
+    folds = np.random.default_rng(seed).permutation(n) % n_folds
     state0 = model.init(n_actions, **init_data)
     out = np.empty((n, n_actions), np.float64)
     ctx_j = jnp.asarray(ctx)
@@ -1007,8 +1144,9 @@ def _importance_weights(context, action, policy_probs, n_actions, n_folds, seed)
         fb = Feedback(
             jnp.asarray(both_ctx), jnp.asarray(both_act, jnp.int32), jnp.asarray(label), jnp.asarray(train)
         )
-        state, _ = model.update(jax.random.fold_in(key, f), state0, fb)
-        mean = np.asarray(model.predict(key, state, jnp.asarray(ctx)).mean_probs, np.float64)
+        k_fit, k_pred = jax.random.split(jax.random.fold_in(key, f))
+        state, _ = model.update(k_fit, state0, fb)
+        mean = np.asarray(model.predict(k_pred, state, jnp.asarray(ctx)).mean_probs, np.float64)
         test = order == f if n_folds > 1 else np.ones(n, bool)
         prob[test] = mean[np.arange(n), action][test]
     prob = np.clip(prob, 1e-8, 1 - 1e-8)
@@ -1037,11 +1175,18 @@ def load_logged_data(path: str | os.PathLike) -> LoggedData:
     path = os.fspath(path)
     fields = LoggedData._fields
     if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as data:
-            extra = sorted(set(data.files) - set(fields))
-            if extra:
-                raise ValueError(f"{path}: unknown array(s) {extra}; expected some of {list(fields)}")
-            return LoggedData(**{k: data[k] for k in data.files})
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                extra = sorted(set(data.files) - set(fields))
+                if extra:
+                    raise ValueError(f"{path}: unknown array(s) {extra}; expected some of {list(fields)}")
+                return LoggedData(**{k: data[k] for k in data.files})
+        except ValueError:
+            raise
+        except Exception as err:  # truncated, empty, not a zip, pickled objects
+            raise ValueError(
+                f"cannot read logged data {path!r}: not a readable .npz of arrays ({type(err).__name__}: {err})"
+            ) from None
     if path.endswith(".parquet"):
         try:
             import pyarrow.parquet as pq
@@ -1113,17 +1258,10 @@ def evaluate(
     """
     logged = _as_logged(logged_data)
     ests = _estimators(estimators)
-    if n_bootstrap_samples is None:
-        counts = {e.n_bootstrap_samples for e in ests}
-        if len(counts) > 1:
-            raise ValueError(
-                f"the estimators disagree on n_bootstrap_samples {sorted(counts)}; pass n_bootstrap_samples"
-            )
-        n_bootstrap_samples = counts.pop()
-    _positive_int("n_bootstrap_samples", n_bootstrap_samples)
+    n_bootstrap_samples, _ = _bootstrap_settings(ests, n_bootstrap_samples, 0)
     _positive_int("n_mc_experiments", n_mc_experiments)
     _positive_int("n_folds", n_folds)
-    seed = val.random_seed(random_seed)
+    seed = _seed("random_seed", random_seed)
     seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, 4)
     # the logged rows, checked before anything runs
     if _is_model(model_or_policy):
@@ -1202,6 +1340,11 @@ def evaluate(
                 base.balanced_weight,
             )
         )(groups.astype(base.reward.dtype))
-        vals = np.asarray(_values_per_group(ests, per_group), np.float64)
-        mc_error = vals.std(axis=0, ddof=1) / np.sqrt(vals.shape[0])
+        vals = np.asarray(_values_per_group(_traced(ests), per_group), np.float64)
+        # batch means: the groups' spread over sqrt(groups), scaled to all the draws
+        n_groups = vals.shape[0]
+        scale = math.sqrt(n_groups * dist.group_draws / dist.n_draws)
+        mc_error = vals.std(axis=0, ddof=1) / math.sqrt(n_groups) * scale
+    if mc_error is not None:  # balanced IPW's classifier learns from one draw of the policy per row
+        mc_error = np.where([e.name == "b-ipw" for e in ests], np.nan, mc_error)
     return _run(ests, checked, n_bootstrap_samples, int(seeds[3]), mc_error)

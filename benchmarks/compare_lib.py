@@ -23,7 +23,7 @@ class Workload:
     """One timed task, run in a fresh child process per repeat, in both libraries.
 
     ``kind`` selects the child's code (``import``, ``update``, ``predict``, ``transfer``,
-    ``simulate``); ``params`` are its sizes; ``metrics`` are the names the child reports (one
+    ``simulate``, ``ope``); ``params`` are its sizes; ``metrics`` are the names the child reports (one
     table row each); ``warm_calls`` is how many timed calls follow the first one in a child.
 
     ``pybandits_reference`` names another workload's metric that stands in for PyBandits in this
@@ -114,6 +114,19 @@ WORKLOADS: tuple[Workload, ...] = (
         warm_calls=20,
         quick_warm_calls=10,
         quick_processes=1,
+    ),
+    # Offline policy evaluation (issue 14): a BNN model's Thompson distribution by 1,000 draws per
+    # logged row, every estimator with 1,000 bootstrap resamples. One process, one call each: a
+    # PyBandits run takes hours at full size (--ope-rows scales it down; see the README).
+    Workload(
+        "offline evaluation",
+        "ope",
+        {"rows": 100_000, "actions": 10, "features": 5, "draws": 1000, "bootstrap": 1000, "steps": 100},
+        ("offline evaluation: first call", "offline evaluation: warm"),
+        processes=1,
+        quick_processes=1,
+        warm_calls=1,
+        quick_warm_calls=1,
     ),
     Workload(
         "simulation 10 rounds x batch 100",

@@ -250,9 +250,93 @@ def child_workload(library: str, name: str, quick: bool, cache_dir: str | None) 
         metrics[w.metrics[0]] = calls[:1]
         metrics[w.metrics[1]] = calls[1:]
 
+    elif w.kind == "ope":
+        rows = int(os.environ.get("BANDITS_JAX_OPE_ROWS", p["rows"]))
+        p["draws"] = int(os.environ.get("BANDITS_JAX_OPE_DRAWS", p["draws"]))
+        evaluate = _ope_evaluator(library, p, rows)
+        metrics[w.metrics[0]] = [_time(evaluate)]
+        metrics[w.metrics[1]] = [_time(evaluate) for _ in range(n_warm)]
+
     else:
         raise ValueError(f"unknown workload kind {w.kind!r}")
     return {"metrics": metrics, "peak_rss_mib": _peak_rss_mib()}
+
+
+def _ope_logged(rows: int, features: int, actions: int):
+    """Uniformly logged rows (propensity 1 / actions) of a logistic environment: the same arrays
+    in both libraries."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    ctx = rng.normal(size=(rows, features))
+    act = rng.integers(0, actions, rows)
+    w = rng.normal(size=(actions, features))
+    prob = 1 / (1 + np.exp(-(ctx @ w.T)[np.arange(rows), act]))
+    reward = (rng.random(rows) < prob).astype(int)
+    return ctx, act, reward
+
+
+def _ope_evaluator(library: str, p: dict, rows: int):
+    """A fitted BNN model (default network, ``steps`` SVI steps on 1,000 rows) and the call that
+    evaluates it on ``rows`` logged rows with every estimator. PyBandits: its
+    ``OfflinePolicyEvaluator`` with the logged propensities, logistic-regression reward and
+    importance-weight models (``fast_fit``: no Optuna search), ``n_mc_experiments`` Thompson runs
+    on all cores; it evaluates the test half of the rows (``split_prop=0.5``), we all of them."""
+    import numpy as np
+
+    ctx, act, reward = _ope_logged(rows, p["features"], p["actions"])
+    ids = [f"a{i}" for i in range(p["actions"])]
+    train = min(1000, rows)
+    mab = _new_model(library, p["features"], p["actions"], p["steps"], None)
+    mab.update(actions=[ids[i] for i in act[:train]], rewards=reward[:train].tolist(), context=ctx[:train])
+    if library == "pybandits":
+        import pandas as pd
+        from pybandits import offline_policy_estimator as ope_mod
+        from pybandits.offline_policy_evaluator import OfflinePolicyEvaluator
+
+        cols = [f"x{j}" for j in range(p["features"])]
+        frame = pd.DataFrame(ctx, columns=cols)
+        frame["batch"] = np.arange(rows) * 100 // rows
+        frame["action"] = [ids[i] for i in act]
+        frame["reward"] = reward
+        frame["propensity"] = 1.0 / p["actions"]
+        classes = [
+            getattr(ope_mod, name)
+            for name in (
+                "ReplayMethod", "InverseProbabilityWeighting", "SelfNormalizedInverseProbabilityWeighting",
+                "DirectMethod", "DoublyRobust", "SelfNormalizedDoublyRobust", "SwitchDoublyRobust",
+                "DoublyRobustWithOptimisticShrinkage", "DoublyRobustWithPessimisticShrinkage",
+                "SubGaussianInverseProbabilityWeighting", "SubGaussianDoublyRobust",
+                "BalancedInverseProbabilityWeighting",
+            )
+        ]  # fmt: skip
+        evaluator = OfflinePolicyEvaluator(
+            split_prop=0.5,
+            propensity_score_model_type="propensity_score",
+            propensity_score_feature="propensity",
+            expected_reward_model_type="logreg",
+            importance_weights_model_type="logreg",
+            fast_fit=True,
+            ope_estimators=[c(n_bootstrap_samples=p["bootstrap"], random_state=0) for c in classes],
+            batch_feature="batch",
+            action_feature="action",
+            reward_feature="reward",
+            contextual_features=cols,
+        )
+        return lambda: evaluator.evaluate(
+            mab, frame, n_mc_experiments=p["draws"], visualize=False, n_cores=os.cpu_count()
+        )
+    from bandits_jax import ope
+
+    logged = ope.LoggedData(
+        action=np.asarray(ids)[act],
+        reward=reward,
+        propensity_score=np.full(rows, 1.0 / p["actions"]),
+        context=ctx,
+    )
+    return lambda: ope.evaluate(
+        mab, logged, n_mc_experiments=p["draws"], n_bootstrap_samples=p["bootstrap"], random_seed=0
+    )
 
 
 def _simulation(library: str, p: dict, seed: int) -> float:

@@ -27,7 +27,7 @@ def _estimator_names(text: str) -> tuple[str, ...]:
             ope.estimator(name)
         except ValueError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
-    if len(set(names)) != len(names):
+    if len({ope.estimator(name).name for name in names}) != len(names):
         raise argparse.ArgumentTypeError(f"estimator names must be distinct, got {text!r}")
     return names
 
@@ -111,10 +111,14 @@ def run(args: argparse.Namespace) -> int:
             "n_bootstrap_samples": table.n_bootstrap_samples,
             "n_mc_experiments": args.n_mc,
             "seed": args.seed,
-            "table": table.to_dict(),
+            # NaN (an undefined interval or error) as null: JSON has no NaN
+            "table": {
+                k: [None if isinstance(v, float) and v != v else v for v in col]
+                for k, col in table.to_dict().items()
+            },
         }
         try:
-            args.out.write_text(json.dumps(payload, indent=2))
+            args.out.write_text(json.dumps(payload, indent=2, allow_nan=False))
         except OSError as err:
             return _fail(f"--out {args.out}: cannot write ({err.strerror or err})", status=1)
         print(f"wrote {args.out}")

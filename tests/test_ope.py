@@ -745,3 +745,46 @@ def test_cli_refuses_unreadable_data(tmp_path, capsys):
     assert code == 2 and "cannot read logged data" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["evaluate", "--model", "m", "--data", "d", "--estimators", "ipw,InverseProbabilityWeighting"])
+
+
+def test_parquet_columns(tmp_path, monkeypatch):
+    """.parquet logged data (pyarrow is optional: a stand-in module serves its table here):
+    context columns context_0, context_1, ... in numeric order, the other fields by name."""
+    import sys
+    import types
+
+    columns = {
+        "action": ["a", "b"],
+        "reward": [1, 0],
+        "propensity_score": [0.5, 0.5],
+        "context_10": [3.0, 4.0],
+        "context_2": [1.0, 2.0],
+    }
+    table = types.SimpleNamespace(to_pydict=lambda: columns)
+    parquet = types.ModuleType("pyarrow.parquet")
+    parquet.read_table = lambda path: table
+    monkeypatch.setitem(sys.modules, "pyarrow", types.ModuleType("pyarrow"))
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", parquet)
+    logged = ope.load_logged_data(tmp_path / "logged.parquet")
+    np.testing.assert_array_equal(logged.context, [[1.0, 3.0], [2.0, 4.0]])
+    assert list(logged.action) == ["a", "b"] and logged.expected_reward is None
+    with pytest.raises(ValueError, match="must be a .npz or .parquet"):
+        ope.load_logged_data(tmp_path / "logged.csv")
+
+
+def test_evaluate_with_a_given_or_pluggable_reward_model():
+    """DM uses logged_data.expected_reward when given (exactly: q constant 0.25 gives 0.25), and a
+    policy passed as reward_model otherwise."""
+    from bandits_jax.policies import LinearTS
+
+    mab, logged = _cmab_case("lin_ucb")
+    given = dict(logged, expected_reward=np.full((300, 3), 0.25))
+    table = ope.evaluate(mab, given, ["dm"], n_bootstrap_samples=20, random_seed=0)
+    assert table.value[0] == pytest.approx(0.25)
+    plug = ope.evaluate(
+        mab, logged, ["dm"], n_bootstrap_samples=20, random_seed=0, reward_model=LinearTS(n_features=3)
+    )
+    default = ope.evaluate(mab, logged, ["dm"], n_bootstrap_samples=20, random_seed=0)
+    assert plug.value[0] == pytest.approx(default.value[0], rel=1e-6)  # the default is this model
+    with pytest.raises(ValueError, match="n_features=2"):
+        ope.evaluate(mab, logged, ["dm"], n_bootstrap_samples=20, reward_model=LinearTS(n_features=2))

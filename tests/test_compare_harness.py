@@ -25,7 +25,9 @@ def _load_compare_pybandits():
 
 def test_workloads_cover_the_issue_and_have_unique_metrics():
     kinds = {w.kind for w in lib.WORKLOADS}
-    assert kinds == {"import", "update", "predict", "transfer", "simulate"}
+    assert kinds == {"import", "update", "predict", "transfer", "simulate", "ope"}
+    ope = lib.workload("offline evaluation").params  # issue 14's size
+    assert (ope["rows"], ope["actions"], ope["draws"], ope["bootstrap"]) == (100_000, 10, 1000, 1000)
     metrics = [m for w in lib.WORKLOADS for m in w.metrics]
     assert len(metrics) == len(set(metrics))
     names = [w.name for w in lib.WORKLOADS]

@@ -162,4 +162,19 @@ def test_two_processes_cli_writes_what_one_process_writes(tmp_path):
     assert (two["process_count"], two["device_count"]) == (2, 2)
     for machine in ("wall_time_s", "device_count", "process_count", "devices"):
         one.pop(machine), two.pop(machine)
-    assert two == one
+    # The same results up to float32 rounding: the sweep's program is compiled at LLVM optimisation
+    # level 1 (simulation/sweep.py, COMPILER_OPTIONS), whose vectorisation of a device's 3 runs and
+    # of 2 runs may round the last bit differently (seen: 1 ulp in one regret of 12).
+    _assert_same_up_to_rounding(two, one)
+
+
+def _assert_same_up_to_rounding(a, b, where="results.json"):
+    """Equal structure and non-float values; float lists equal to 1e-6 relative."""
+    if isinstance(b, dict):
+        assert isinstance(a, dict) and a.keys() == b.keys(), where
+        for key in b:
+            _assert_same_up_to_rounding(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(b, list) and np.asarray(b).dtype.kind == "f":
+        np.testing.assert_allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-6, err_msg=where)
+    else:
+        assert a == b, where

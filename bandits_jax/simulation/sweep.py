@@ -70,8 +70,9 @@ def _per_run(name: str, value, n_runs: int) -> np.ndarray:
 
 # XLA:CPU's LLVM backend at optimisation level 1 instead of 2, for the sweep's own top-level
 # programs only (a per-program compile option, no global setting; ``simulate`` may run nested in a
-# caller's jit, where no options can be given): the 64-run bench_sweep's first call 4.1-4.2 s
-# instead of 4.6-5.4 s, warm calls unchanged (0.29-0.31 s both; level 0 made them 4x slower).
+# caller's jit, where no options can be given): the 64-run bench_sweep's first call 4.2-4.7 s
+# instead of 5.4-5.8 s, warm calls no slower (level 0 made them 4x slower). Level 1 may round the
+# last float32 bit differently from level 2 where a device holds a different number of runs.
 COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 

@@ -97,6 +97,7 @@ __all__ = [
     "LoggedData",
     "OPEResult",
     "ReplayMethod",
+    "Rows",
     "SelfNormalizedDoublyRobust",
     "SelfNormalizedInverseProbabilityWeighting",
     "SubGaussianDoublyRobust",
@@ -108,6 +109,8 @@ __all__ = [
     "evaluate",
     "fit_reward_model",
     "load_logged_data",
+    "policy_value",
+    "rows",
 ]
 
 
@@ -135,6 +138,35 @@ def _rows(
     q_a = expected_reward[at, action]
     q_pi = jnp.sum(estimated_policy * expected_reward, axis=1)
     return Rows(reward, pi_a / propensity_score, pi_a, q_a, q_pi, expected_importance_weight)
+
+
+def rows(
+    action: Array,
+    reward: Array,
+    estimated_policy: Array,
+    propensity_score: Array | None = None,
+    expected_reward: Array | None = None,
+    expected_importance_weight: Array | None = None,
+) -> Rows:
+    """The functional core's input: what every estimator needs of each logged row, from traced
+    arrays (no checks: validate with :func:`estimate` or :func:`check_data` first). Use it with
+    :func:`policy_value` inside your own ``jit`` / ``vmap`` (e.g. over simulated data sets)."""
+    n = action.shape[0]
+    dtype = jnp.result_type(reward, float)
+    nan1 = jnp.full((n,), jnp.nan, dtype)
+    return _rows(
+        action,
+        jnp.asarray(reward, dtype),
+        jnp.ones((n,), dtype) if propensity_score is None else propensity_score,
+        estimated_policy,
+        jnp.full(estimated_policy.shape, jnp.nan, dtype) if expected_reward is None else expected_reward,
+        nan1 if expected_importance_weight is None else expected_importance_weight,
+    )
+
+
+def policy_value(estimator: Any, rows: Rows) -> Array:
+    """``estimator``'s policy value on :func:`rows` (traceable: jit, vmap and grad through it)."""
+    return jnp.mean(estimator._sample_rewards(rows))
 
 
 # ------------------------------------------------------------------------------ estimators

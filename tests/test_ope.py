@@ -292,9 +292,7 @@ def test_intervals_cover_the_truth():
     at = np.arange(n)
 
     def one(t, a, r, key):
-        rows = ope._rows(
-            a, r, jnp.asarray(mu)[t, a], jnp.asarray(pi)[t], jnp.asarray(q_hat)[t], jnp.full(n, jnp.nan)
-        )
+        rows = ope.rows(a, r, jnp.asarray(pi)[t], jnp.asarray(mu)[t, a], jnp.asarray(q_hat)[t])
         ests = (ope.InverseProbabilityWeighting(), ope.DoublyRobust())
         return ope._estimate_all(ests, rows, key, 500, 500)[:3]
 
@@ -788,3 +786,30 @@ def test_evaluate_with_a_given_or_pluggable_reward_model():
     assert plug.value[0] == pytest.approx(default.value[0], rel=1e-6)  # the default is this model
     with pytest.raises(ValueError, match="n_features=2"):
         ope.evaluate(mab, logged, ["dm"], n_bootstrap_samples=20, reward_model=LinearTS(n_features=2))
+
+
+def test_functional_core_under_jit_and_vmap(logged):
+    """ope.rows + ope.policy_value trace: vmapped over estimators' hyperparameters and jitted, they
+    equal the checked path's values."""
+    inputs = _inputs(logged, "stochastic")
+    with jax.enable_x64(True):
+        r = jax.jit(ope.rows)(
+            jnp.asarray(inputs["action"]),
+            jnp.asarray(inputs["reward"], float),
+            jnp.asarray(inputs["estimated_policy"]),
+            jnp.asarray(inputs["propensity_score"]),
+            jnp.asarray(inputs["expected_reward"]),
+        )
+        lams = jnp.asarray([0.5, 2.0, 10.0])
+        values = jax.jit(jax.vmap(lambda lam: ope.policy_value(_pess(lam), r)))(lams)
+        for lam, v in zip([0.5, 2.0, 10.0], np.asarray(values)):
+            expected = ope.DoublyRobustWithPessimisticShrinkage(shrinkage_factor=lam).estimate_policy_value(
+                **inputs
+            )
+            assert float(v) == pytest.approx(expected, rel=1e-12)
+
+
+def _pess(lam):
+    """A pessimistic DRos whose shrinkage is traced (the estimators are pytrees)."""
+    est = ope.DoublyRobustWithPessimisticShrinkage(shrinkage_factor=1.0)
+    return jax.tree.unflatten(jax.tree.structure(est), [est.alpha, lam])

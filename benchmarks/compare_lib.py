@@ -117,7 +117,7 @@ WORKLOADS: tuple[Workload, ...] = (
     ),
     # Offline policy evaluation (issue 14): a BNN model's Thompson distribution by 1,000 draws per
     # logged row, every estimator with 1,000 bootstrap resamples. One process, one call each: a
-    # PyBandits run takes hours at full size (--ope-rows scales it down; see the README).
+    # PyBandits call takes about half an hour at full size (BANDITS_JAX_OPE_DRAWS / _ROWS scale it down).
     Workload(
         "offline evaluation",
         "ope",
